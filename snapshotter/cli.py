@@ -1,0 +1,25 @@
+"""The `snapshotter` command: thin click glue over the modules that do the work."""
+
+from __future__ import annotations
+
+import click
+
+from . import __version__
+from .sim.cli import sim
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="snapshotter")
+def cli() -> None:
+    """Keep an offline, queryable archive of a school's OneRoster rostering data.
+
+    Fetch full snapshots from Groupcall Xporter's OneRoster v1.1 API into timestamped SQLite
+    files, work out what changed between two snapshots, and keep those change reports.
+    """
+
+
+cli.add_command(sim)
+
+# --- fetch, import, snapshots (archive side) ---
+
+# --- diff, demo (reading side) ---

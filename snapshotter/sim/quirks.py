@@ -1,0 +1,53 @@
+"""Switchable quirks and faults of the simulated Xporter server.
+
+Every switch is off by default. Real providers show each of these somewhere (see
+`shared/brief/oneroster-notes.md`); the fetcher's tests turn them on one at a time, and the
+server reads them on every request, so a test may change them while the server runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PageFault:
+    """A fault on chosen requests: `endpoint` (collection name or "token"), at `offset`
+    (None: any offset), for the first `times` matching requests.
+
+    kind: "500", "503", "429", "json" (malformed JSON, status 200), "html" (an HTML error page
+    with status 200), "drop" (connection closed with no answer), "stall" (answer after
+    `stall_s` seconds), "no_sourcedid" (a record without sourcedId), "dup_conflict" (two
+    different records with one sourcedId), "wrong_envelope" (the wrong envelope key), "400".
+    """
+
+    endpoint: str
+    kind: str
+    offset: int | None = None
+    times: int = 1
+    stall_s: float = 5.0
+
+
+@dataclass
+class Quirks:
+    latency_s: float = 0.0  # added before every answer
+    error_rate: float = 0.0  # share of data requests answered 500 or 503 at random
+    rate_limit_every: int = 0  # every Nth data request answers 429 (0: never)
+    retry_after_s: float = 1.0  # the Retry-After sent with 429 (and 503)
+    token_lifetime_s: int = 3600  # expires_in of issued tokens; honoured by the server
+    forbidden: frozenset[str] = frozenset()  # collections answering 403
+    max_page_size: int | None = None  # silently caps `limit` (and a missing limit)
+    no_total_count: bool = False  # omit X-Total-Count (and Link)
+    empty_page_204: bool = False  # 204 No Content, no body, for an empty page
+    ignore_sort: bool = False  # accept `sort`/`orderBy` but answer in the default order
+    booleans_as_strings: bool = False  # enabledUser / primary as "true"/"false"
+    inactive_status: bool = False  # send the pre-v1.1 `inactive` instead of `tobedeleted`
+    shuffle_order: bool = False  # default order differs between requests (no sort sent)
+    # Offset drift: after each page request of `drift_endpoint`, insert and/or remove this many
+    # records near the start of the collection (new records persist; removed ones are gone).
+    drift_endpoint: str | None = None
+    drift_insert_per_page: int = 0
+    drift_remove_per_page: int = 0
+    drift_pages: int = 1_000_000  # stop drifting after this many page requests
+    faults: tuple[PageFault, ...] = field(default_factory=tuple)
+    seed: int = 0  # for the random choices above (error_rate, shuffle_order)
