@@ -1,0 +1,1 @@
+"""The archive: snapshot files (one per fetch) and the changes database."""
