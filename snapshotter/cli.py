@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import __version__
+from .commands_archive import fetch_command, import_command, snapshots_command
 from .sim.cli import sim
 
 
@@ -20,6 +21,7 @@ def cli() -> None:
 
 cli.add_command(sim)
 
-# --- fetch, import, snapshots (archive side) ---
-
-# --- diff, demo (reading side) ---
+# The archive side: fetch, import, snapshots.
+cli.add_command(fetch_command)
+cli.add_command(import_command)
+cli.add_command(snapshots_command)

@@ -46,11 +46,27 @@ def safe_estab(estab: str) -> str:
     return cleaned
 
 
-def make_private_dir(path: Path) -> Path:
-    """Create a directory (and parents) readable by its owner only."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-    return path
+def make_private_dir(path: Path) -> list[Path]:
+    """Create a directory (and parents) readable by its owner only; returns those it created,
+    outermost first. Existing directories keep the mode their owner gave them."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    created = []
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # a concurrent fetch made it first
+        os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
+        created.append(directory)
+    if not path.is_dir():
+        raise ArchiveError(f"{path} exists and is not a directory")
+    return created
 
 
 def school_dir(archive: Path, estab: str) -> Path:

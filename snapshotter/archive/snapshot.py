@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..canonical import canonical_record, comparable_record, content_hash, dumps
+from ..canonical import canonical_with_hash, dumps
 from ..model import COLLECTIONS, ENTITIES, ENTITY_BY_COLLECTION, Entity
 from .layout import (
     PARTIAL_SUFFIX,
@@ -53,6 +53,31 @@ class SnapshotDataError(Exception):
         self.collection = collection
         self.offset = offset
         self.problem = problem
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries (parallel import)
+        return (type(self), (self.collection, self.offset, self.problem))
+
+
+def _conflict(collection: str, offset: int | None, sourced_id: str, within_page: bool) -> Any:
+    return ConflictingRecordsError(collection, offset, sourced_id, within_page=within_page)
+
+
+class ConflictingRecordsError(SnapshotDataError):
+    """Two different records with one sourcedId. Within one page the server is broken; across
+    pages the record may simply have changed between two reads (`within_page` tells which)."""
+
+    def __init__(
+        self, collection: str, offset: int | None, sourced_id: str, *, within_page: bool
+    ) -> None:
+        where = "in one page" if within_page else "in two pages"
+        super().__init__(
+            collection, offset, f"two different records share sourcedId {sourced_id!r} ({where})"
+        )
+        self.sourced_id = sourced_id
+        self.within_page = within_page
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_conflict, (self.collection, self.offset, self.sourced_id, self.within_page))
 
 
 @dataclass
@@ -125,48 +150,127 @@ class _TableWriter:
         self.entity = entity
         self.dropped = dropped
         self.columns = [name for name, _ in columns_for(entity)]
-        self.known = frozenset(entity.known_fields) | entity.never_store
+        self.known = frozenset(entity.known_fields) | entity.never_store | dropped
         self.extra_columns: set[str] = set()
+        # SQLite column names ignore case: an unknown field that collides with a column
+        # (`Status`, `_record`) stays in `_record` only.
+        self.taken_names = {c.lower() for c in self.columns}
         placeholders = ", ".join("?" for _ in self.columns)
         column_list = ", ".join(quote(c) for c in self.columns)
         self.insert_sql = (
             f"INSERT OR IGNORE INTO {quote(entity.collection)} ({column_list}) "
             f"VALUES ({placeholders})"
         )
+        self.scalars = entity.scalars
+        self.references = tuple((ref.name, ref.bare_ids, ref.many) for ref in entity.references)
+        self.json_fields = (*entity.arrays, "metadata")
 
     def row(self, record: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
-        entity = self.entity
-        canonical = canonical_record(entity, record, self.dropped)
-        record_hash = content_hash(comparable_record(entity, canonical))
+        canonical, record_hash = canonical_with_hash(self.entity, record, self.dropped)
         get = canonical.get
         cells: list[Any] = [canonical["sourcedId"], get("status"), get("dateLastModified")]
-        cells += [_scalar_cell(get(name)) for name in entity.scalars]
-        for ref in entity.references:
-            value = get(ref.name)
+        for name in self.scalars:
+            value = get(name)
+            cells.append(value if value is None or type(value) is str else _scalar_cell(value))
+        for name, bare_ids, many in self.references:
+            value = get(name)
             if value is None:
                 cells.append(None)
-            elif ref.bare_ids:
+            elif bare_ids:
                 cells.append(dumps(value))
-            elif ref.many:
+            elif many:
                 items = value if isinstance(value, list) else [value]
                 cells.append(dumps([_ref_id(item) for item in items]))
             else:
                 cells.append(_ref_id(value))
-        for name in (*entity.arrays, "metadata"):
+        for name in self.json_fields:
             value = get(name)
             cells.append(None if value is None else dumps(value))
         cells.append(dumps(canonical))
         cells.append(record_hash)
         return tuple(cells), record_hash
 
-    def unknown_scalars(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            name: value
-            for name, value in record.items()
-            if name not in self.known
-            and name not in self.dropped
-            and (value is None or isinstance(value, str | int | float | bool))
+    def unknown_scalars(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
+        unknown_names = record.keys() - self.known
+        if not unknown_names:
+            return None
+        found = {
+            name: record[name]
+            for name in unknown_names
+            if record[name] is None or isinstance(record[name], str | int | float | bool)
         }
+        return found or None
+
+
+@dataclass(frozen=True)
+class PreparedPage:
+    """A page of records turned into rows, checked within itself, ready to store."""
+
+    collection: str
+    offset: int | None
+    rows: list[tuple[Any, ...]]  # sourcedId first, content hash last
+    extras: list[tuple[str, dict[str, Any]]]  # (sourcedId, unknown scalar fields)
+    within_page_repeats: int
+
+
+_TABLE_WRITERS: dict[tuple[str, frozenset[str]], _TableWriter] = {}
+
+
+def prepare_page(
+    collection: str, dropped: frozenset[str], records: Iterable[Any], offset: int | None
+) -> PreparedPage:
+    """Canonicalise, hash and lay out a page of records (pure: runs in any process).
+
+    Refuses a record that is not an object or has no sourcedId, and two different records
+    with one sourcedId in the page; identical repeats within the page are counted and dropped.
+    """
+    key = (collection, dropped)
+    table = _TABLE_WRITERS.get(key)
+    if table is None:
+        table = _TABLE_WRITERS[key] = _TableWriter(ENTITY_BY_COLLECTION[collection], dropped)
+    row_of = table.row
+    unknown_of = table.unknown_scalars
+    rows: list[tuple[Any, ...]] = []
+    hashes: dict[str, str] = {}
+    extras: list[tuple[str, dict[str, Any]]] = []
+    within_page_repeats = 0
+    for position, record in enumerate(records):
+        sourced_id = record.get("sourcedId") if type(record) is dict else None
+        if type(sourced_id) is not str or not sourced_id:
+            where = None if offset is None else offset + position
+            if not isinstance(record, dict):
+                raise SnapshotDataError(collection, where, "a record is not a JSON object")
+            raise SnapshotDataError(collection, where, "a record has no sourcedId")
+        row, record_hash = row_of(record)
+        previous = hashes.get(sourced_id)
+        if previous is not None:
+            if previous != record_hash:
+                where = None if offset is None else offset + position
+                raise ConflictingRecordsError(collection, where, sourced_id, within_page=True)
+            within_page_repeats += 1
+            continue
+        hashes[sourced_id] = record_hash
+        rows.append(row)
+        unknown = unknown_of(record)
+        if unknown:
+            extras.append((sourced_id, unknown))
+    return PreparedPage(collection, offset, rows, extras, within_page_repeats)
+
+
+def store_chunk(prepared: PreparedPage) -> bytes:
+    """Prepared rows as a serialised in-memory SQLite database (built in a worker process;
+    `SnapshotWriter.save_chunk` copies it in). Bytes cross a process boundary at the cost of a
+    copy, where pickled rows cost more than building them."""
+    entity = ENTITY_BY_COLLECTION[prepared.collection]
+    insert_sql = _TableWriter(entity, frozenset()).insert_sql  # columns do not depend on drops
+    conn = sqlite3.connect(":memory:")
+    try:
+        with conn:
+            conn.execute(create_table_sql(entity))
+            conn.executemany(insert_sql, prepared.rows)
+        return conn.serialize()
+    finally:
+        conn.close()
 
 
 class SnapshotWriter:
@@ -188,8 +292,10 @@ class SnapshotWriter:
         self.started_at = started_at or datetime.now(UTC)
         self.drop_fields = sorted(set(drop_fields))
         dropped = parse_drop_fields(self.drop_fields)
-        make_private_dir(archive)
-        self.directory = make_private_dir(school_dir(archive, estab))
+        self.directory = school_dir(archive, estab)
+        # Directories this writer made are removed again by `abort` when left empty, so a
+        # failed first fetch leaves no trace.
+        self._created_dirs = make_private_dir(self.directory)
         clean_stale_partials(self.directory)
         self.stem = snapshot_stem(estab, self.started_at)
         unique = secrets.token_hex(4)
@@ -221,43 +327,69 @@ class SnapshotWriter:
         self, collection: str, records: Iterable[Any], *, offset: int | None = None
     ) -> SaveResult:
         """Add a page of records; identical repeats are dropped, conflicting ones refused."""
-        table = self._tables.get(collection)
-        if table is None:
+        if collection not in self._tables:
             raise SnapshotDataError(collection, offset, "not a OneRoster collection")
-        rows: list[tuple[Any, ...]] = []
-        hashes: dict[str, str] = {}
-        extras: list[tuple[str, dict[str, Any]]] = []
-        within_page_repeats = 0
-        for position, record in enumerate(records):
-            where = None if offset is None else offset + position
-            if not isinstance(record, dict):
-                raise SnapshotDataError(collection, where, "a record is not a JSON object")
-            sourced_id = record.get("sourcedId")
-            if not isinstance(sourced_id, str) or not sourced_id:
-                raise SnapshotDataError(collection, where, "a record has no sourcedId")
-            row, record_hash = table.row(record)
-            previous = hashes.get(sourced_id)
-            if previous is not None:
-                if previous != record_hash:
-                    raise SnapshotDataError(
-                        collection, where, f"two different records share sourcedId {sourced_id!r}"
-                    )
-                within_page_repeats += 1
-                continue
-            hashes[sourced_id] = record_hash
-            rows.append(row)
-            unknown = table.unknown_scalars(record)
-            if unknown:
-                extras.append((sourced_id, unknown))
+        prepared = prepare_page(collection, self._tables[collection].dropped, records, offset)
+        return self.save_prepared(prepared)
+
+    def save_prepared(self, prepared: PreparedPage) -> SaveResult:
+        """Store a page made by `prepare_page` (which may have run in another process)."""
+        collection, offset = prepared.collection, prepared.offset
+        table = self._tables[collection]
+        rows = prepared.rows
         with self._lock, self._conn:
             before = self._conn.total_changes
             self._conn.executemany(table.insert_sql, rows)
             inserted = self._conn.total_changes - before
             if inserted < len(rows):
-                self._check_repeats(collection, offset, hashes)
+                self._check_repeats(collection, offset, {row[0]: row[-1] for row in rows})
+            for sourced_id, unknown in prepared.extras:
+                self._save_unknown_scalars(table, sourced_id, unknown)
+        duplicates = len(rows) - inserted + prepared.within_page_repeats
+        return SaveResult(inserted=inserted, duplicates=duplicates)
+
+    def save_extras(self, collection: str, extras: list[tuple[str, dict[str, Any]]]) -> None:
+        """Columns for fields not known yet, for rows already stored (see `save_chunk`)."""
+        if not extras:
+            return
+        table = self._tables[collection]
+        with self._lock, self._conn:
             for sourced_id, unknown in extras:
                 self._save_unknown_scalars(table, sourced_id, unknown)
-        return SaveResult(inserted=inserted, duplicates=len(rows) - inserted + within_page_repeats)
+
+    def save_chunk(self, collection: str, chunk: bytes, offset: int | None) -> SaveResult:
+        """Copy the rows a worker stored in `chunk` (by `store_chunk`) into the snapshot, with
+        the same rules as `save_prepared`: identical repeats dropped, conflicts refused."""
+        table = self._tables[collection]
+        name = quote(collection)
+        columns = ", ".join(quote(c) for c in table.columns)
+        with self._lock:
+            self._conn.execute("ATTACH DATABASE ':memory:' AS chunk")
+            try:
+                self._conn.deserialize(chunk, name="chunk")
+                with self._conn:
+                    rows = self._conn.execute(f"SELECT count(*) FROM chunk.{name}").fetchone()[0]
+                    before = self._conn.total_changes
+                    self._conn.execute(
+                        f"INSERT OR IGNORE INTO main.{name} ({columns}) "
+                        f"SELECT {columns} FROM chunk.{name}"
+                    )
+                    inserted = self._conn.total_changes - before
+                    # Only rows that were ignored can conflict: look for them only then (the
+                    # failed import is thrown away whole, so what went in does not matter).
+                    if inserted < rows:
+                        conflict = self._conn.execute(
+                            f"SELECT c.sourcedId FROM chunk.{name} c JOIN main.{name} m "
+                            f"ON m.sourcedId = c.sourcedId "
+                            f"WHERE m.{HASH_COLUMN} != c.{HASH_COLUMN} LIMIT 1"
+                        ).fetchone()
+                        if conflict is not None:
+                            raise ConflictingRecordsError(
+                                collection, offset, conflict[0], within_page=False
+                            )
+            finally:
+                self._conn.execute("DETACH DATABASE chunk")
+        return SaveResult(inserted=inserted, duplicates=rows - inserted)
 
     def _check_repeats(self, collection: str, offset: int | None, hashes: dict[str, str]) -> None:
         ids = list(hashes)
@@ -271,26 +403,30 @@ class SnapshotWriter:
             )
             for sourced_id, stored_hash in stored:
                 if stored_hash != hashes[sourced_id]:
-                    raise SnapshotDataError(
-                        collection,
-                        offset,
-                        f"two different records share sourcedId {sourced_id!r}",
-                    )
+                    raise ConflictingRecordsError(collection, offset, sourced_id, within_page=False)
 
     def _save_unknown_scalars(
         self, table: _TableWriter, sourced_id: str, unknown: dict[str, Any]
     ) -> None:
-        # Fields we do not know yet get columns of their own, as the known ones do.
-        for name in unknown:
+        # Fields we do not know yet get columns of their own, as the known ones do, unless
+        # the name collides with a column (SQLite ignores case): those stay in `_record` only.
+        kept = {}
+        for name, value in unknown.items():
             if name not in table.extra_columns:
+                if name.lower() in table.taken_names:
+                    continue
                 self._conn.execute(
                     f"ALTER TABLE {quote(table.entity.collection)} ADD {quote(name)}"
                 )
                 table.extra_columns.add(name)
-        assignments = ", ".join(f"{quote(name)} = ?" for name in unknown)
+                table.taken_names.add(name.lower())
+            kept[name] = value
+        if not kept:
+            return
+        assignments = ", ".join(f"{quote(name)} = ?" for name in kept)
         self._conn.execute(
             f"UPDATE {quote(table.entity.collection)} SET {assignments} WHERE sourcedId = ?",
-            [_scalar_cell(v) for v in unknown.values()] + [sourced_id],
+            [_scalar_cell(v) for v in kept.values()] + [sourced_id],
         )
 
     def reset(self, collection: str) -> None:
@@ -306,15 +442,29 @@ class SnapshotWriter:
         with self._lock:
             return {r[0] for r in self._conn.execute(f"SELECT sourcedId FROM {quote(collection)}")}
 
+    def dropped_fields(self, collection: str) -> frozenset[str]:
+        """The fields of a collection that are not stored (besides those never stored)."""
+        return self._tables[collection].dropped
+
+    def hashes(self, collection: str) -> dict[str, str]:
+        """{sourcedId: content hash} of what is saved for a collection."""
+        with self._lock:
+            rows = self._conn.execute(f"SELECT sourcedId, {HASH_COLUMN} FROM {quote(collection)}")
+            return dict(rows)
+
     def _content_hash(self) -> str:
+        """SHA-256 over `collection TAB sourcedId TAB _hash TAB dateLastModified` lines in
+        collection and sourcedId order; SQLite builds the lines, Python hashes them in bulk."""
         digest = hashlib.sha256()
         for collection in COLLECTIONS:
             rows = self._conn.execute(
-                f"SELECT sourcedId, {HASH_COLUMN}, dateLastModified FROM {quote(collection)} "
-                "ORDER BY sourcedId"
+                f"SELECT ? || char(9) || sourcedId || char(9) || {HASH_COLUMN} || char(9) || "
+                f"ifnull(dateLastModified, 'None') || char(10) FROM {quote(collection)} "
+                "ORDER BY sourcedId",
+                (collection,),
             )
-            for sourced_id, record_hash, modified in rows:
-                digest.update(f"{collection}\t{sourced_id}\t{record_hash}\t{modified}\n".encode())
+            while batch := rows.fetchmany(10_000):
+                digest.update("".join([line for (line,) in batch]).encode())
         return digest.hexdigest()
 
     def finish(
@@ -344,8 +494,7 @@ class SnapshotWriter:
             self._closed = True
         with open(self.partial_path, "rb+") as handle:
             os.fsync(handle.fileno())
-        final_path = self._free_final_path()
-        os.replace(self.partial_path, final_path)
+        final_path = self._publish()
         directory_fd = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(directory_fd)
@@ -408,13 +557,27 @@ class SnapshotWriter:
             ],
         )
 
-    def _free_final_path(self) -> Path:
-        candidate = self.directory / f"{self.stem}{SNAPSHOT_SUFFIX}"
-        serial = 2
-        while candidate.exists():
-            candidate = self.directory / f"{self.stem}-{serial}{SNAPSHOT_SUFFIX}"
-            serial += 1
-        return candidate
+    def _publish(self) -> Path:
+        """Give the finished file its real name, never replacing another snapshot: a hard
+        link fails if the name is taken (by a fetch of the same school in the same second),
+        so the check and the naming are one atomic step."""
+        serial = 1
+        while True:
+            suffix = "" if serial == 1 else f"-{serial}"
+            candidate = self.directory / f"{self.stem}{suffix}{SNAPSHOT_SUFFIX}"
+            try:
+                os.link(self.partial_path, candidate)
+            except FileExistsError:
+                serial += 1
+                continue
+            except OSError:  # a filesystem without hard links
+                if candidate.exists():
+                    serial += 1
+                    continue
+                os.replace(self.partial_path, candidate)
+                return candidate
+            self.partial_path.unlink()
+            return candidate
 
     def abort(self) -> None:
         """Close and delete the temporary file: the archive is as it was."""
@@ -423,9 +586,18 @@ class SnapshotWriter:
                 self._conn.close()
                 self._closed = True
         self.partial_path.unlink(missing_ok=True)
+        for directory in reversed(self._created_dirs):
+            try:
+                directory.rmdir()
+            except OSError:
+                break  # not empty (another fetch wrote into it): keep it
 
 
 __all__ = [
+    "store_chunk",
+    "ConflictingRecordsError",
+    "PreparedPage",
+    "prepare_page",
     "EndpointStats",
     "RECORD_COLUMN",
     "SaveResult",

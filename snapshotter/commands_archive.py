@@ -1,0 +1,373 @@
+"""`snapshotter fetch`, `import` and `snapshots`: option parsing over fetch, importer, layout.
+
+Exit statuses: 0 a complete snapshot; 1 the fetch or import failed and the archive is as it
+was; 2 bad credentials or bad usage; 3 a snapshot was kept but is incomplete (--allow-partial).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .api.client import PRODUCTION_BASE_URL
+from .api.errors import ApiError, AuthError
+from .archive.layout import ARCHIVE_ENV, ArchiveError, default_archive, list_snapshots
+from .archive.snapshot import SnapshotDataError
+from .config import DEFAULT_CONFIG, Config, ConfigError, load_config
+from .fetch import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_TIMEOUT_S,
+    FetchOutcome,
+    FetchSettings,
+    SchoolTarget,
+    fetch_schools,
+    fetch_snapshot,
+)
+from .importer import ImportSourceError, import_snapshot
+from .progress import ProgressDisplay
+
+SECRET_ENV = "SNAPSHOTTER_SECRET"
+EXIT_FAILED = 1
+EXIT_AUTH = 2
+EXIT_INCOMPLETE = 3
+# With --all, the most serious status of any school: a failure outranks a partial snapshot.
+_SEVERITY = {0: 0, EXIT_INCOMPLETE: 1, EXIT_FAILED: 2, EXIT_AUTH: 3}
+
+
+def _fail(message: str, status: int) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(status)
+
+
+def _load_config(path: Path | None) -> Config | None:
+    if path is None and not DEFAULT_CONFIG.is_file():
+        return None
+    try:
+        return load_config(path or DEFAULT_CONFIG)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _archive(option: Path | None, config: Config | None) -> Path:
+    if option is not None:
+        return option
+    if os.environ.get(ARCHIVE_ENV) or config is None or config.archive is None:
+        return default_archive()
+    return config.archive
+
+
+def _read_secret(secret_file: Path | None, secret_env: str) -> str:
+    """From --secret-file, else the environment, else a hidden prompt on a terminal."""
+    if secret_file is not None:
+        try:
+            secret = secret_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise click.UsageError(f"cannot read --secret-file: {exc.strerror}") from None
+        if not secret:
+            raise click.UsageError(f"--secret-file {secret_file} is empty")
+        return secret
+    secret = os.environ.get(secret_env, "")
+    if secret:
+        return secret
+    if sys.stdin.isatty():
+        return click.prompt("Shared secret", hide_input=True, err=True)
+    raise click.UsageError(
+        f"no shared secret: set {secret_env}, pass --secret-file, or run on a terminal to be "
+        "asked for it (it is never taken as a plain argument)"
+    )
+
+
+def _report(outcome: FetchOutcome) -> None:
+    if outcome.path is None:
+        _fail(
+            f"{outcome.estab}: the snapshot is not complete, so nothing was kept: "
+            f"{outcome.reason} (try again later; --allow-partial keeps it marked incomplete)",
+            EXIT_FAILED,
+        )
+    if not outcome.complete:
+        click.echo(f"Warning: snapshot kept but INCOMPLETE: {outcome.reason}", err=True)
+        click.echo(str(outcome.path))
+        sys.exit(EXIT_INCOMPLETE)
+    click.echo(str(outcome.path))
+
+
+@click.command("fetch")
+@click.option(
+    "--base-url", help=f"The provider's OneRoster school API [default: {PRODUCTION_BASE_URL}]"
+)
+@click.option("--rp", help="Relying-party identifier.")
+@click.option("--estab", help="Establishment (school) identifier.")
+@click.option("--school", "school_name", help="Fetch the school of this name from the config file.")
+@click.option(
+    "--all", "fetch_all", is_flag=True, help="Fetch every school in the config file, concurrently."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"TOML config file [default: {DEFAULT_CONFIG} when present].",
+)
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=ARCHIVE_ENV,
+    help=f"Archive directory [default: ./archive, or ${ARCHIVE_ENV}].",
+)
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"File holding the shared secret [default: ${SECRET_ENV}, else a prompt].",
+)
+@click.option(
+    "--drop-field",
+    "drop_fields",
+    multiple=True,
+    metavar="COLLECTION.FIELD",
+    help="Never store this field, e.g. users.sms (repeatable).",
+)
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Keep what was fetched, marked incomplete, when an endpoint fails.",
+)
+@click.option(
+    "--page-size",
+    type=click.IntRange(min=2),
+    default=DEFAULT_PAGE_SIZE,
+    show_default=True,
+    help="Records asked for per page.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Connections per school.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to wait for an answer before retrying.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only the snapshot's path.")
+def fetch_command(
+    base_url: str | None,
+    rp: str | None,
+    estab: str | None,
+    school_name: str | None,
+    fetch_all: bool,
+    config_path: Path | None,
+    archive: Path | None,
+    secret_file: Path | None,
+    drop_fields: tuple[str, ...],
+    allow_partial: bool,
+    page_size: int,
+    concurrency: int,
+    timeout_s: float,
+    quiet: bool,
+) -> None:
+    """Take a full snapshot of a school's OneRoster data into the archive.
+
+    The last line on stdout is the new snapshot's path. The shared secret comes from
+    $SNAPSHOTTER_SECRET, --secret-file or a prompt, never from the command line.
+    """
+    config = _load_config(config_path)
+    archive_dir = _archive(archive, config)
+    settings = FetchSettings(page_size=page_size, concurrency=concurrency, timeout_s=timeout_s)
+    progress = None if quiet else ProgressDisplay()
+    if fetch_all:
+        if config is None or not config.schools:
+            raise click.UsageError("--all needs a config file with schools (see --config)")
+        targets = [
+            SchoolTarget(
+                name=s.name,
+                rp=s.rp,
+                estab=s.estab,
+                secret=s.secret(),
+                base_url=base_url or s.base_url,
+                drop_fields=tuple(dict.fromkeys(s.drop_fields + drop_fields)),
+                missing_secret_reason=f"{s.name}: ${s.secret_env} is not set",
+            )
+            for s in config.schools
+        ]
+        results = fetch_schools(
+            targets, archive_dir, allow_partial=allow_partial, settings=settings, progress=progress
+        )
+        if progress:
+            progress.close()
+        worst = 0
+        for result in results:
+            outcome, name = result.outcome, result.target.name
+            if result.error is not None:
+                click.echo(f"Error: {name}: {result.error}", err=True)
+                status = EXIT_AUTH if isinstance(result.error, AuthError) else EXIT_FAILED
+                worst = max(worst, status, key=_SEVERITY.get)
+            elif outcome is not None and outcome.path is None:
+                click.echo(f"Error: {name}: not complete, nothing kept: {outcome.reason}", err=True)
+                worst = max(worst, EXIT_FAILED, key=_SEVERITY.get)
+            elif outcome is not None:
+                if not outcome.complete:
+                    click.echo(f"Warning: {name}: kept INCOMPLETE: {outcome.reason}", err=True)
+                    worst = max(worst, EXIT_INCOMPLETE, key=_SEVERITY.get)
+                click.echo(str(outcome.path))
+        sys.exit(worst)
+
+    secret_env = SECRET_ENV
+    if school_name is not None:
+        if config is None:
+            raise click.UsageError("--school needs a config file (see --config)")
+        try:
+            school = config.school(school_name)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+        rp, estab = rp or school.rp, estab or school.estab
+        base_url = base_url or school.base_url
+        drop_fields = tuple(dict.fromkeys(school.drop_fields + drop_fields))
+        if school.secret():
+            secret_env = school.secret_env
+        school_name = school.name
+    if not rp or not estab:
+        raise click.UsageError("give --rp and --estab (or --school NAME, or --all)")
+    base_url = base_url or (config.base_url if config else PRODUCTION_BASE_URL)
+    secret = _read_secret(secret_file, secret_env)
+    try:
+        outcome = fetch_snapshot(
+            base_url,
+            rp,
+            estab,
+            secret,
+            archive_dir,
+            school_name=school_name,
+            drop_fields=drop_fields,
+            allow_partial=allow_partial,
+            settings=settings,
+            progress=progress,
+        )
+    except AuthError as exc:
+        _fail(str(exc), EXIT_AUTH)
+    except (ApiError, SnapshotDataError, ArchiveError) as exc:
+        _fail(f"{exc}. Nothing was added to the archive.", EXIT_FAILED)
+    except OSError as exc:
+        _fail(f"cannot write to the archive {archive_dir}: {exc}", EXIT_FAILED)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    finally:
+        if progress:
+            progress.close()
+    _report(outcome)
+
+
+@click.command("import")
+@click.argument("source_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--estab", required=True, help="Establishment identifier the snapshot is filed under."
+)
+@click.option("--school-name", help="The school's name, for the snapshot's metadata.")
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=ARCHIVE_ENV,
+    help=f"Archive directory [default: ./archive, or ${ARCHIVE_ENV}].",
+)
+@click.option(
+    "--drop-field",
+    "drop_fields",
+    multiple=True,
+    metavar="COLLECTION.FIELD",
+    help="Never store this field, e.g. users.sms (repeatable).",
+)
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Import even when some collections have no file (marked incomplete).",
+)
+def import_command(
+    source_dir: Path,
+    estab: str,
+    school_name: str | None,
+    archive: Path | None,
+    drop_fields: tuple[str, ...],
+    allow_partial: bool,
+) -> None:
+    """Build a snapshot from saved API responses in SOURCE_DIR.
+
+    One file per collection: <collection>.json (the API envelope) or <collection>.ndjson (one
+    record a line). The last line on stdout is the new snapshot's path.
+    """
+    try:
+        path = import_snapshot(
+            source_dir,
+            estab,
+            archive or default_archive(),
+            school_name=school_name,
+            drop_fields=drop_fields,
+            allow_partial=allow_partial,
+        )
+    except (ImportSourceError, ArchiveError) as exc:
+        _fail(f"{exc}. Nothing was added to the archive.", EXIT_FAILED)
+    except OSError as exc:
+        _fail(f"cannot import: {exc}", EXIT_FAILED)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(str(path))
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+@click.command("snapshots")
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=ARCHIVE_ENV,
+    help=f"Archive directory [default: ./archive, or ${ARCHIVE_ENV}].",
+)
+@click.option("--estab", help="Only this school.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list instead of a table.")
+def snapshots_command(archive: Path | None, estab: str | None, as_json: bool) -> None:
+    """List the snapshots in the archive, oldest first."""
+    infos = list_snapshots(archive or default_archive(), estab)
+    if as_json:
+        fields = (
+            "path",
+            "estab",
+            "school_name",
+            "taken_at",
+            "finished_at",
+            "complete",
+            "stable",
+            "incomplete_reason",
+            "record_counts",
+            "size_bytes",
+            "content_hash",
+            "source",
+        )
+        click.echo(json.dumps([{f: info.as_json()[f] for f in fields} for info in infos], indent=2))
+        return
+    if not infos:
+        click.echo("No snapshots.", err=True)
+        return
+    for info in infos:
+        state = "complete" if info.complete else "INCOMPLETE"
+        if info.complete and not info.stable:
+            state += ", unstable"
+        counts = " ".join(f"{name}={count}" for name, count in info.record_counts.items())
+        school = info.school_name or info.estab
+        click.echo(
+            f"{school}  {info.taken_at}  {state}  {_human_size(info.size_bytes)}  {counts}\n"
+            f"  {info.path}"
+        )

@@ -1,0 +1,136 @@
+"""The config file: several schools for `snapshotter fetch --all` (TOML).
+
+    archive = "/srv/rostering/archive"          # optional; else SNAPSHOTTER_ARCHIVE or ./archive
+    base_url = "https://..."                    # optional; Xporter's production URL by default
+    drop_fields = ["users.sms"]                 # optional; for every school
+
+    [[school]]
+    name = "Hillside Academy"
+    rp = "partner-rp"
+    estab = "3281110"
+    secret_env = "HILLSIDE_SECRET"              # the environment variable holding its secret
+    # base_url, drop_fields: optional, per school
+
+Secrets never go in the file: only the name of the variable that holds each one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .api.client import PRODUCTION_BASE_URL
+from .archive.snapshot import parse_drop_fields
+
+DEFAULT_CONFIG = Path("snapshotter.toml")
+
+
+class ConfigError(Exception):
+    """The config file is missing something or holds something it must not."""
+
+
+@dataclass(frozen=True)
+class SchoolConfig:
+    name: str
+    rp: str
+    estab: str
+    secret_env: str
+    base_url: str = PRODUCTION_BASE_URL
+    drop_fields: tuple[str, ...] = ()
+
+    def secret(self, environ: Mapping[str, str] | None = None) -> str | None:
+        value = (os.environ if environ is None else environ).get(self.secret_env)
+        return value if value else None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    archive: Path | None
+    base_url: str
+    schools: tuple[SchoolConfig, ...]
+
+    def school(self, name: str) -> SchoolConfig:
+        for school in self.schools:
+            if name in (school.name, school.estab):
+                return school
+        known = ", ".join(s.name for s in self.schools) or "none"
+        raise ConfigError(f"{self.path}: no school named {name!r} (schools: {known})")
+
+
+def _text(table: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
+    value = table.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: `{key}` must be a non-empty string")
+    return value.strip()
+
+
+def _drop_fields(table: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    value = table.get("drop_fields", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: `drop_fields` must be a list of COLLECTION.FIELD strings")
+    try:
+        parse_drop_fields(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return tuple(value)
+
+
+_SECRET_KEYS = {"secret", "shared_secret", "password", "token"}
+
+
+def parse_config(document: Mapping[str, Any], path: Path) -> Config:
+    where = str(path)
+    if _SECRET_KEYS & set(document):
+        raise ConfigError(f"{where}: secrets do not belong in the file; name a `secret_env`")
+    base_url = _text(document, "base_url", where, required=False) or PRODUCTION_BASE_URL
+    archive_text = _text(document, "archive", where, required=False)
+    shared_drops = _drop_fields(document, where)
+    tables = document.get("school", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{where}: schools are `[[school]]` tables")
+    schools = []
+    for index, table in enumerate(tables, start=1):
+        at = f"{where}, school {index}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{at}: expected a table")
+        if _SECRET_KEYS & set(table):
+            raise ConfigError(f"{at}: secrets do not belong in the file; name a `secret_env`")
+        name = _text(table, "name", at)
+        assert name is not None
+        at = f"{where}, school {name!r}"
+        schools.append(
+            SchoolConfig(
+                name=name,
+                rp=_text(table, "rp", at) or "",
+                estab=_text(table, "estab", at) or "",
+                secret_env=_text(table, "secret_env", at) or "",
+                base_url=_text(table, "base_url", at, required=False) or base_url,
+                drop_fields=tuple(dict.fromkeys(shared_drops + _drop_fields(table, at))),
+            )
+        )
+    names = [s.name for s in schools]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{where}: school names must be unique: {', '.join(duplicates)}")
+    archive = Path(archive_text).expanduser() if archive_text else None
+    if archive is not None and not archive.is_absolute():
+        archive = path.parent / archive  # relative to the file, not to wherever cron runs
+    return Config(path=path, archive=archive, base_url=base_url, schools=tuple(schools))
+
+
+def load_config(path: Path) -> Config:
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"no config file at {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return parse_config(document, path)

@@ -1,0 +1,598 @@
+"""Fetch one school's full snapshot: versions, the six collections concurrently, verified.
+
+Fetching (`api.client`), checking that nothing was skipped (`api.paging`) and saving
+(`archive.snapshot.SnapshotWriter`) are separate; this module runs them together for one school
+and decides whether the result may be called complete.
+
+Per collection, a pass pages through with overlapping pages (see `api.paging`) and streams each
+page into the snapshot as it arrives. The pass is *stable* when the pages chain without a break,
+every `X-Total-Count` seen during the pass agrees, and the distinct records saved match it. An
+unstable pass is thrown away and the collection fetched again (`endpoint_attempts` in all); if
+it never settles, the snapshot is not complete and the reason says which collection and why.
+Some passes must also read the same twice (ids and content hashes) before they count as stable:
+see `_SchoolFetch.needs_second_read`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from .api.auth import TokenAuthenticator
+from .api.client import PRODUCTION_BASE_URL, OneRosterClient, RequestCounter
+from .api.errors import ApiError, AuthError, FetchError
+from .api.paging import PageChain, PageSummary, planned_offsets
+from .api.retry import RetryPolicy
+from .archive.snapshot import (
+    ConflictingRecordsError,
+    EndpointStats,
+    SnapshotDataError,
+    SnapshotMeta,
+    SnapshotWriter,
+    parse_drop_fields,
+)
+from .canonical import canonical_with_hash
+from .model import COLLECTIONS, ENTITY_BY_COLLECTION
+
+# Connections per school. `python bench/fetch.py --sweep` (1,000 pupils, simulator in its own
+# process, 100-record cap, 2 cores), median wall seconds for --concurrency 1/2/4/8/12/16/32:
+#   20 ms latency: 3.62 2.12 1.18 0.77 0.65 0.69 0.81
+#    0 ms latency: 0.54 0.55 0.54 0.57 0.57 0.63 0.64
+# Past 8 the client's own CPU is the limit: 12 gains 15% at 20 ms, 16 and up lose. 8 keeps a
+# provider serving many schools at a browser-like load per client, for most of the gain.
+DEFAULT_CONCURRENCY = 8
+DEFAULT_PAGE_SIZE = 100  # the OneRoster default; servers cap it anyway
+DEFAULT_ENDPOINT_ATTEMPTS = 3
+DEFAULT_TIMEOUT_S = 60.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EndpointProgress:
+    """One update for a progress display: records saved so far for a collection."""
+
+    estab: str
+    school_name: str | None
+    collection: str
+    records: int
+    total: int | None
+    attempt: int
+    done: bool = False
+    note: str | None = None
+
+
+ProgressCallback = Callable[[EndpointProgress], None]
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """How hard and how fast to fetch; the defaults suit Xporter."""
+
+    page_size: int = DEFAULT_PAGE_SIZE
+    concurrency: int = DEFAULT_CONCURRENCY
+    endpoint_attempts: int = DEFAULT_ENDPOINT_ATTEMPTS
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.page_size < 2:
+            raise ValueError("page size must be at least 2 (pages overlap by one record)")
+        if self.concurrency < 1 or self.endpoint_attempts < 1:
+            raise ValueError("concurrency and endpoint attempts must be at least 1")
+
+
+@dataclass
+class FetchOutcome:
+    """What a fetch produced. `path` is None when nothing was kept (an incomplete fetch
+    without `allow_partial`); `reason` says why a snapshot is not complete."""
+
+    path: Path | None
+    complete: bool
+    stable: bool
+    reason: str | None
+    estab: str
+    school_name: str | None = None
+    record_counts: dict[str, int] = field(default_factory=dict)
+    endpoints: dict[str, EndpointStats] = field(default_factory=dict)
+
+
+def public_base_url(base_url: str) -> str:
+    """The base URL as recorded: no user info, no query (nothing secret reaches the file)."""
+    parts = urlsplit(base_url.rstrip("/"))
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+async def _gather_or_cancel(coroutines: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run concurrently; on the first failure cancel the rest, then raise it."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+class _UnstablePass(Exception):
+    """A pass that cannot be trusted and ends early (a record changed between two reads)."""
+
+
+@dataclass
+class _PassResult:
+    problems: list[str]
+    total: int | None
+    ordered: bool
+    pages: int
+    seen: dict[str, str] = field(default_factory=dict)  # {sourcedId: hash} of a comparing read
+
+
+class _SchoolFetch:
+    """One school's fetch: one HTTP client, one snapshot writer, one writer thread."""
+
+    def __init__(
+        self,
+        client: OneRosterClient,
+        writer: SnapshotWriter,
+        *,
+        estab: str,
+        school_name: str | None,
+        settings: FetchSettings,
+        allow_partial: bool,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.client = client
+        self.writer = writer
+        self.estab = estab
+        self.school_name = school_name
+        self.settings = settings
+        self.allow_partial = allow_partial
+        self.progress = progress
+        # SQLite is written from this one thread only, so the event loop keeps the connections
+        # busy while a page is being stored.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-writer")
+        # Pages held in memory at once (fetched, not yet stored): memory stays flat however big
+        # the school is.
+        self.page_slots = asyncio.Semaphore(settings.concurrency * 2)
+
+    async def write(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: function(*args, **kwargs))
+
+    def report(
+        self, collection: str, records: int, total: int | None, attempt: int, **kw: Any
+    ) -> None:
+        if self.progress is not None:
+            self.progress(
+                EndpointProgress(
+                    self.estab, self.school_name, collection, records, total, attempt, **kw
+                )
+            )
+
+    async def fetch_collection(self, collection: str) -> EndpointStats:
+        stats = EndpointStats(attempts=0)
+        counter = RequestCounter()
+        started = time.monotonic()
+        problems: list[str] = []
+        churned = False  # seen changing in an earlier attempt of this fetch
+        try:
+            for attempt in range(1, self.settings.endpoint_attempts + 1):
+                stats.attempts = attempt
+                if attempt > 1:
+                    await self.write(self.writer.reset, collection)
+                    await asyncio.sleep(self.settings.retry_policy.backoff_s(attempt - 1))
+                result = await self.one_pass(collection, counter, stats, attempt, save=True)
+                problems = result.problems
+                stats.total_count_seen = result.total
+                if not problems and self.needs_second_read(result, churned):
+                    saved = await self.write(self.writer.hashes, collection)
+                    confirm = await self.one_pass(collection, counter, stats, attempt, save=False)
+                    problems = confirm.problems or compare_reads(saved, confirm.seen)
+                if not problems:
+                    break
+                churned = True
+        except (FetchError, SnapshotDataError) as exc:
+            error = exc if isinstance(exc, FetchError) else _as_fetch_error(exc)
+            if not self.allow_partial:
+                raise error from None
+            problems = [str(error)]
+        finally:
+            stats.requests = counter.requests
+            stats.retries = counter.retries
+            stats.duration_s = time.monotonic() - started
+        stats.records = await self.write(self.writer.count, collection)
+        stats.stable = stats.complete = not problems
+        if problems:
+            stats.note = "; ".join(dict.fromkeys(problems))
+            if churned:
+                stats.note = f"not stable after {stats.attempts} attempts: {stats.note}"
+        self.report(
+            collection,
+            stats.records,
+            stats.total_count_seen,
+            stats.attempts,
+            done=True,
+            note=stats.note,
+        )
+        return stats
+
+    def needs_second_read(self, result: _PassResult, churned: bool) -> bool:
+        """Whether a pass that looks stable must be confirmed by reading it all again.
+
+        The chain proves nothing was skipped and the totals catch any net change, but a record
+        removed and another inserted between two boundaries leave both unchanged. So a
+        collection already seen changing, one whose server neither counts nor sorts (the chain
+        then rests on an order nobody promised), and one small enough to read again in a
+        single concurrent round must read the same twice.
+        """
+        return (
+            churned
+            or (result.total is None and not result.ordered)
+            or result.pages <= self.settings.concurrency
+        )
+
+    async def one_pass(
+        self,
+        collection: str,
+        counter: RequestCounter,
+        stats: EndpointStats,
+        attempt: int,
+        *,
+        save: bool,
+    ) -> _PassResult:
+        """Page through a collection once: into the snapshot (`save`), or into a map of
+        {sourcedId: hash} to compare with what was saved."""
+        chain = PageChain()
+        first_total_index = len(counter.total_counts)
+        seen: dict[str, str] = {}
+        entity = ENTITY_BY_COLLECTION[collection]
+        dropped = self.writer.dropped_fields(collection)
+        saved = 0
+        pages = 0
+        end_offset: int | None = None  # lowest offset that came back empty
+
+        def remember(records: list[Any], offset: int) -> None:
+            for record in records:
+                if not isinstance(record, dict) or not isinstance(record.get("sourcedId"), str):
+                    raise _UnstablePass(f"a record without sourcedId at offset {offset}")
+                record_hash = canonical_with_hash(entity, record, dropped)[1]
+                if seen.setdefault(record["sourcedId"], record_hash) != record_hash:
+                    raise _UnstablePass(f"record {record['sourcedId']!r} changed between two reads")
+
+        async def fetch_and_save(offset: int) -> PageSummary:
+            nonlocal saved, end_offset, pages
+            async with self.page_slots:
+                page = await self.client.get_page(
+                    collection, offset=offset, limit=self.settings.page_size, counter=counter
+                )
+                summary = PageSummary.of(offset, page.records)
+                if not save:
+                    remember(page.records, offset)
+                else:
+                    try:
+                        result = await self.write(
+                            self.writer.save_records, collection, page.records, offset=offset
+                        )
+                    except ConflictingRecordsError as exc:
+                        if exc.within_page:
+                            raise
+                        raise _UnstablePass(
+                            f"record {exc.sourced_id!r} changed between two reads "
+                            f"(again at offset {offset})"
+                        ) from None
+                    saved += result.inserted
+            stats.pages += 1
+            pages += 1
+            chain.add(summary)
+            if summary.count == 0:
+                end_offset = offset if end_offset is None else min(end_offset, offset)
+            if save:
+                self.report(collection, saved, page.total_count, attempt)
+            return summary
+
+        async def fetch_all(offsets: list[int]) -> None:
+            queue = iter(sorted(set(offsets) - set(chain.pages)))
+
+            async def worker() -> None:
+                for offset in queue:
+                    # Past an empty page there is nothing left to fetch (a total that was too
+                    # high, or a guess past the end).
+                    if end_offset is not None and offset > end_offset:
+                        continue
+                    await fetch_and_save(offset)
+
+            workers = min(self.settings.concurrency, len(offsets))
+            await _gather_or_cancel([worker() for _ in range(workers)])
+
+        try:
+            first = await fetch_and_save(0)
+            has_total = len(counter.total_counts) > first_total_index
+            total = counter.total_counts[-1] if has_total else None
+            await fetch_all(planned_offsets(first, total))
+            while (offset := chain.next_offset()) is not None:
+                if total is None and first.count >= 2:
+                    # No total: guess the next few pages, assuming full pages; the ones past
+                    # the end come back empty and cost one small request each.
+                    step = first.count - 1
+                    await fetch_all([offset + k * step for k in range(self.settings.concurrency)])
+                else:
+                    await fetch_all([offset])
+        except _UnstablePass as exc:
+            return _PassResult([str(exc)], None, False, pages)
+        totals = counter.total_counts[first_total_index:]
+        problems = list(chain.breaks)
+        distinct = await self.write(self.writer.count, collection) if save else len(seen)
+        if len(set(totals)) > 1:
+            problems.append(
+                f"X-Total-Count changed while paging (from {totals[0]} to {totals[-1]})"
+            )
+        elif totals and distinct != totals[0]:
+            problems.append(
+                f"{distinct} distinct records were returned but X-Total-Count says {totals[0]}"
+            )
+        return _PassResult(problems, totals[-1] if totals else None, chain.ordered, pages, seen)
+
+    async def version(self, path: str) -> Any:
+        """`/version` and `/auth/version` for provenance: recorded, never fatal."""
+        try:
+            return await self.client.get_document(path, counter=RequestCounter())
+        except FetchError as exc:
+            return {"error": str(exc)}
+
+    async def run(self, meta: SnapshotMeta) -> FetchOutcome:
+        try:
+            versions = asyncio.gather(self.version("version"), self.version("auth/version"))
+            # With allow_partial, endpoint failures are caught per collection; what still
+            # escapes (bad credentials) stops the others either way.
+            collected = await _gather_or_cancel([self.fetch_collection(c) for c in COLLECTIONS])
+            meta.provider_version, meta.auth_version = await versions
+            meta.endpoints = dict(zip(COLLECTIONS, collected, strict=True))
+            incomplete = {c: s.note for c, s in meta.endpoints.items() if not s.complete}
+            reason = "; ".join(f"{c}: {note}" for c, note in incomplete.items()) or None
+            complete = not incomplete
+            stable = all(s.stable for s in meta.endpoints.values())
+            outcome = FetchOutcome(
+                path=None,
+                complete=complete,
+                stable=stable,
+                reason=reason,
+                estab=self.estab,
+                school_name=self.school_name,
+                record_counts={c: s.records for c, s in meta.endpoints.items()},
+                endpoints=meta.endpoints,
+            )
+            if not complete and not self.allow_partial:
+                self.close(abort=True)
+                return outcome
+            outcome.path = await self.write(
+                self.writer.finish,
+                meta,
+                complete=complete,
+                stable=stable,
+                incomplete_reason=reason,
+            )
+            self.close(abort=False)
+            return outcome
+        except BaseException:
+            self.close(abort=True)
+            raise
+
+    def close(self, *, abort: bool) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        if abort:
+            self.writer.abort()
+
+
+def compare_reads(first: dict[str, str], second: dict[str, str]) -> list[str]:
+    """Problems when two reads of a collection ({sourcedId: hash}) differ."""
+    if first == second:
+        return []
+    added = len(second.keys() - first.keys())
+    gone = len(first.keys() - second.keys())
+    changed = sum(1 for k in first.keys() & second.keys() if first[k] != second[k])
+    return [
+        f"a second read differed ({added} new, {gone} gone, {changed} changed): "
+        "the collection changed while paging"
+    ]
+
+
+def _as_fetch_error(exc: SnapshotDataError) -> FetchError:
+    return FetchError(
+        exc.collection,
+        exc.problem,
+        offset=exc.offset,
+        hint="the provider sent records that cannot be archived as they are; report it to "
+        "the provider with the offset above",
+    )
+
+
+async def fetch_snapshot_async(
+    base_url: str,
+    rp: str,
+    estab: str,
+    secret: str,
+    archive: Path,
+    *,
+    school_name: str | None = None,
+    drop_fields: Sequence[str] = (),
+    allow_partial: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    settings: FetchSettings | None = None,
+    progress: ProgressCallback | None = None,
+) -> FetchOutcome:
+    """Take one snapshot of a school (see `fetch_snapshot`)."""
+    if settings is None:
+        settings = FetchSettings(page_size=page_size, concurrency=concurrency)
+    parse_drop_fields(drop_fields)  # a bad --drop-field fails before any request
+    started_at = datetime.now(UTC)
+    limits = httpx.Limits(
+        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+    )
+    # pool=None: requests wait for a free connection as long as it takes; the semaphores in
+    # _SchoolFetch already bound how many wait.
+    timeout = httpx.Timeout(settings.timeout_s, pool=None)
+    async with httpx.AsyncClient(
+        limits=limits, timeout=timeout, follow_redirects=False, verify=True
+    ) as http:
+        client = OneRosterClient(
+            http, base_url, TokenAuthenticator(rp, estab, secret), settings.retry_policy
+        )
+        # Credentials are checked before anything touches the archive.
+        await client.bearer_token()
+        writer = SnapshotWriter(archive, estab, started_at=started_at, drop_fields=drop_fields)
+        meta = SnapshotMeta(
+            estab=estab,
+            source="fetch",
+            started_at=started_at,
+            school_name=school_name,
+            rp=rp,
+            base_url=public_base_url(base_url),
+        )
+        school = _SchoolFetch(
+            client,
+            writer,
+            estab=estab,
+            school_name=school_name,
+            settings=settings,
+            allow_partial=allow_partial,
+            progress=progress,
+        )
+        return await school.run(meta)
+
+
+def fetch_snapshot(
+    base_url: str,
+    rp: str,
+    estab: str,
+    secret: str,
+    archive: Path,
+    *,
+    school_name: str | None = None,
+    drop_fields: Sequence[str] = (),
+    allow_partial: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    settings: FetchSettings | None = None,
+    progress: ProgressCallback | None = None,
+) -> FetchOutcome:
+    """Take one full snapshot of a school into `archive/<estab>/`.
+
+    Returns the outcome (its `path` is the new snapshot file). Raises `AuthError` when the
+    provider refuses the credentials and `FetchError` (naming endpoint, offset and what to do)
+    when an endpoint cannot be fetched; with `allow_partial`, endpoint failures instead leave a
+    snapshot marked incomplete. On any failure nothing is left in the archive.
+    """
+    return asyncio.run(
+        fetch_snapshot_async(
+            base_url,
+            rp,
+            estab,
+            secret,
+            archive,
+            school_name=school_name,
+            drop_fields=drop_fields,
+            allow_partial=allow_partial,
+            concurrency=concurrency,
+            page_size=page_size,
+            settings=settings,
+            progress=progress,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class SchoolTarget:
+    """One school to fetch in a batch (`snapshotter fetch --all`)."""
+
+    name: str
+    rp: str
+    estab: str
+    secret: str | None  # None: its secret could not be found (the school fails alone)
+    base_url: str = PRODUCTION_BASE_URL
+    drop_fields: tuple[str, ...] = ()
+    missing_secret_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SchoolResult:
+    target: SchoolTarget
+    outcome: FetchOutcome | None
+    error: Exception | None
+
+
+async def fetch_schools_async(
+    targets: Sequence[SchoolTarget],
+    archive: Path,
+    *,
+    allow_partial: bool = False,
+    settings: FetchSettings | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[SchoolResult]:
+    """Fetch several schools concurrently; one school's failure never stops another."""
+
+    async def one(target: SchoolTarget) -> SchoolResult:
+        if target.secret is None:
+            reason = target.missing_secret_reason or "no secret"
+            return SchoolResult(target, None, AuthError(reason))
+        try:
+            outcome = await fetch_snapshot_async(
+                target.base_url,
+                target.rp,
+                target.estab,
+                target.secret,
+                archive,
+                school_name=target.name,
+                drop_fields=target.drop_fields,
+                allow_partial=allow_partial,
+                settings=settings,
+                progress=progress,
+            )
+        except (ApiError, SnapshotDataError, OSError, ValueError) as exc:
+            return SchoolResult(target, None, exc)
+        return SchoolResult(target, outcome, None)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def fetch_schools(
+    targets: Sequence[SchoolTarget],
+    archive: Path,
+    *,
+    allow_partial: bool = False,
+    settings: FetchSettings | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[SchoolResult]:
+    return asyncio.run(
+        fetch_schools_async(
+            targets, archive, allow_partial=allow_partial, settings=settings, progress=progress
+        )
+    )
+
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_PAGE_SIZE",
+    "AuthError",
+    "EndpointProgress",
+    "FetchError",
+    "FetchOutcome",
+    "FetchSettings",
+    "SchoolResult",
+    "SchoolTarget",
+    "fetch_schools",
+    "fetch_snapshot",
+    "fetch_snapshot_async",
+]

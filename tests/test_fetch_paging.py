@@ -1,0 +1,118 @@
+"""Paging that survives real servers: caps, missing totals, 204s, ignored sort, drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers_fetch import assert_complete_and_exact, fetch, metadata, stored, tree
+
+from snapshotter.fetch import FetchSettings
+from snapshotter.sim.quirks import Quirks
+
+
+def test_a_fault_free_fetch_holds_exactly_what_the_server_holds(sim_server, tmp_path: Path):
+    sim = sim_server(pupils=60)
+    outcome = fetch(sim, tmp_path)
+    assert_complete_and_exact(outcome, sim)
+    assert metadata(outcome.path)["stable"] == 1
+
+
+@pytest.mark.parametrize(
+    "quirks",
+    [
+        Quirks(max_page_size=7),
+        Quirks(no_total_count=True),
+        Quirks(empty_page_204=True, no_total_count=True),
+        Quirks(ignore_sort=True),
+        Quirks(ignore_sort=True, no_total_count=True, max_page_size=9),
+        Quirks(shuffle_order=True),
+    ],
+    ids=[
+        "a capped page size",
+        "no X-Total-Count",
+        "204 for an empty page",
+        "sort ignored",
+        "sort ignored, no total and a cap",
+        "unsorted default order (sort honoured)",
+    ],
+)
+def test_a_server_quirk_does_not_change_what_the_snapshot_holds(
+    sim_server, tmp_path: Path, quirks: Quirks
+):
+    sim = sim_server(pupils=60, quirks=quirks)
+    assert_complete_and_exact(fetch(sim, tmp_path), sim)
+
+
+def test_a_capped_page_size_does_not_end_the_fetch_early(sim_server, tmp_path: Path):
+    sim = sim_server(pupils=60, quirks=Quirks(max_page_size=7, no_total_count=True))
+    outcome = fetch(sim, tmp_path, settings=FetchSettings(page_size=100, concurrency=2))
+    assert outcome.record_counts["enrollments"] == len(sim.records("enrollments")) > 100
+
+
+def test_booleans_as_strings_and_inactive_make_the_same_content_hash(sim_server, tmp_path: Path):
+    plain = fetch(sim_server(pupils=60), tmp_path / "a")
+    quirky = fetch(
+        sim_server(pupils=60, quirks=Quirks(booleans_as_strings=True, inactive_status=True)),
+        tmp_path / "b",
+    )
+    assert metadata(quirky.path)["content_hash"] == metadata(plain.path)["content_hash"]
+
+
+@pytest.mark.parametrize(
+    "insert,remove",
+    [(2, 0), (0, 2), (1, 1)],
+    ids=["records inserted", "records removed", "as many inserted as removed"],
+)
+def test_records_changing_while_paging_are_fetched_again_until_stable(
+    sim_server, tmp_path: Path, insert: int, remove: int
+):
+    quirks = Quirks(
+        drift_endpoint="enrollments",
+        drift_insert_per_page=insert,
+        drift_remove_per_page=remove,
+        drift_pages=3,
+    )
+    sim = sim_server(pupils=60, quirks=quirks)
+    outcome = fetch(sim, tmp_path)
+    # Exact against the server as it is after the drift: nothing skipped, nothing stale.
+    assert_complete_and_exact(outcome, sim)
+    assert outcome.endpoints["enrollments"].attempts >= 2
+
+
+def test_a_collection_that_never_settles_is_not_kept_and_the_reason_names_it(
+    sim_server, tmp_path: Path
+):
+    quirks = Quirks(drift_endpoint="users", drift_insert_per_page=1, drift_remove_per_page=1)
+    sim = sim_server(pupils=60, quirks=quirks)
+    outcome = fetch(sim, tmp_path)
+    assert outcome.path is None and not outcome.complete
+    assert "users" in outcome.reason and "3 attempt" in outcome.reason
+    assert tree(tmp_path) == {}
+
+
+def test_allow_partial_keeps_an_unsettled_snapshot_marked_incomplete(sim_server, tmp_path: Path):
+    quirks = Quirks(drift_endpoint="users", drift_remove_per_page=1)
+    sim = sim_server(pupils=60, quirks=quirks)
+    outcome = fetch(sim, tmp_path, allow_partial=True)
+    assert outcome.path is not None and not outcome.complete and not outcome.stable
+    row = metadata(outcome.path)
+    assert (row["complete"], row["stable"]) == (0, 0)
+    assert "users" in row["incomplete_reason"]
+
+
+def test_a_server_that_shuffles_and_ignores_sort_cannot_give_a_complete_snapshot(
+    sim_server, tmp_path: Path
+):
+    sim = sim_server(pupils=60, quirks=Quirks(shuffle_order=True, ignore_sort=True))
+    outcome = fetch(sim, tmp_path)
+    assert not outcome.complete and outcome.path is None
+    assert "enrollments" in outcome.reason
+
+
+def test_duplicates_from_offset_drift_are_stored_once(sim_server, tmp_path: Path):
+    quirks = Quirks(drift_endpoint="enrollments", drift_insert_per_page=3, drift_pages=2)
+    sim = sim_server(pupils=60, quirks=quirks)
+    outcome = fetch(sim, tmp_path)
+    ids = stored(outcome.path)["enrollments"]
+    assert len(ids) == outcome.record_counts["enrollments"] == len(sim.records("enrollments"))

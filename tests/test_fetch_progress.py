@@ -1,0 +1,33 @@
+"""The progress display: one redrawn line on a terminal, a line per endpoint elsewhere."""
+
+from __future__ import annotations
+
+import io
+
+from snapshotter.fetch import EndpointProgress
+from snapshotter.progress import ProgressDisplay
+
+
+def _event(collection: str, records: int, total: int | None, **kw) -> EndpointProgress:  # noqa: ANN003
+    return EndpointProgress("3281110", None, collection, records, total, 1, **kw)
+
+
+def test_a_terminal_sees_one_line_redrawn_with_records_so_far_and_totals() -> None:
+    stream = io.StringIO()
+    display = ProgressDisplay(stream, live=True)
+    display(_event("users", 40, 75, done=False))
+    display(_event("enrollments", 120, None, done=False))
+    display(_event("users", 75, 75, done=True))
+    display.close()
+    output = stream.getvalue()
+    assert output.startswith("\r") and output.endswith("\n")
+    assert "users 75/75 ok" in output and "enrollments 120/?" in output
+
+
+def test_a_log_gets_one_line_per_finished_endpoint_with_any_problem() -> None:
+    stream = io.StringIO()
+    display = ProgressDisplay(stream, live=False)
+    display(_event("users", 40, 75))
+    display(_event("users", 75, 75, done=True))
+    display(_event("classes", 0, None, done=True, note="HTTP 403"))
+    assert stream.getvalue() == "users 75/75\nclasses 0/? - HTTP 403\n"
