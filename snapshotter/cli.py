@@ -6,6 +6,7 @@ import click
 
 from . import __version__
 from .commands_archive import fetch_command, import_command, snapshots_command
+from .commands_reading import demo_command, diff_command
 from .sim.cli import sim
 
 
@@ -25,3 +26,6 @@ cli.add_command(sim)
 cli.add_command(fetch_command)
 cli.add_command(import_command)
 cli.add_command(snapshots_command)
+# The reading side: diff, demo.
+cli.add_command(diff_command)
+cli.add_command(demo_command)

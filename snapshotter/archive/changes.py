@@ -1,0 +1,441 @@
+"""The change report database, `<archive>/changes.db`: diff runs kept for Datasette and the digest.
+
+    snapshots        one row per snapshot ever compared: school, file, times, completeness, hash
+    diff_runs        one row per (old snapshot, new snapshot, options): when, options, counts,
+                     volume flags, school years
+    change_counts    counts and percentages per run, entity and kind of change
+    changed_records  one row per changed record: entity, sourcedId, change, a readable label, the
+                     changed field names, the user/class/course involved, details (JSON)
+    changed_fields   one row per changed field: path, old and new value
+
+Views on top answer the questions auditors ask of a term-to-term change (see `VIEWS_SQL`). A run
+is saved in one transaction, and saving the same pair with the same options again replaces it
+rather than adding to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .layout import SnapshotInfo, make_private_dir, utc_iso
+
+if TYPE_CHECKING:  # the writer of a run only needs the shape of a change
+    from ..diff.core import RecordChange
+
+TABLES_SQL = """
+CREATE TABLE IF NOT EXISTS snapshots (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  path TEXT NOT NULL,
+  estab TEXT NOT NULL,
+  school_name TEXT,
+  taken_at TEXT NOT NULL,
+  finished_at TEXT,
+  complete INTEGER NOT NULL,
+  stable INTEGER NOT NULL,
+  incomplete_reason TEXT,
+  source TEXT,
+  provider_version TEXT,
+  record_counts TEXT NOT NULL,
+  content_hash TEXT NOT NULL,
+  school_year TEXT,
+  UNIQUE (name, content_hash)
+);
+CREATE TABLE IF NOT EXISTS diff_runs (
+  id INTEGER PRIMARY KEY,
+  estab TEXT NOT NULL,
+  school_name TEXT,
+  old_snapshot INTEGER NOT NULL REFERENCES snapshots(id),
+  new_snapshot INTEGER NOT NULL REFERENCES snapshots(id),
+  old_taken_at TEXT NOT NULL,
+  new_taken_at TEXT NOT NULL,
+  include_touched INTEGER NOT NULL,
+  options TEXT NOT NULL,
+  run_at TEXT NOT NULL,
+  tool_version TEXT NOT NULL,
+  records_changed INTEGER NOT NULL DEFAULT 0,
+  summary TEXT NOT NULL DEFAULT '{}',
+  mass_change_pct REAL,
+  mass_changes TEXT NOT NULL DEFAULT '[]',
+  old_school_year TEXT,
+  new_school_year TEXT,
+  rollover INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (old_snapshot, new_snapshot, include_touched)
+);
+CREATE TABLE IF NOT EXISTS change_counts (
+  run_id INTEGER NOT NULL REFERENCES diff_runs(id),
+  entity TEXT NOT NULL,
+  change TEXT NOT NULL,
+  records INTEGER NOT NULL,
+  old_total INTEGER NOT NULL,
+  new_total INTEGER NOT NULL,
+  percent_of_old REAL,
+  PRIMARY KEY (run_id, entity, change)
+);
+CREATE TABLE IF NOT EXISTS changed_records (
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES diff_runs(id),
+  entity TEXT NOT NULL,
+  sourcedId TEXT NOT NULL,
+  change TEXT NOT NULL,
+  label TEXT,
+  role TEXT,
+  changed_fields TEXT,
+  user_sourcedId TEXT,
+  class_sourcedId TEXT,
+  course_sourcedId TEXT,
+  details TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS changed_fields (
+  id INTEGER PRIMARY KEY,
+  record_id INTEGER NOT NULL REFERENCES changed_records(id),
+  run_id INTEGER NOT NULL REFERENCES diff_runs(id),
+  field TEXT NOT NULL,
+  path TEXT NOT NULL,
+  old,
+  new,
+  old_json TEXT,
+  new_json TEXT,
+  UNIQUE (record_id, path)
+);
+CREATE INDEX IF NOT EXISTS idx_changed_records_kind ON changed_records(run_id, entity, change);
+CREATE INDEX IF NOT EXISTS idx_changed_records_sourcedId ON changed_records(sourcedId);
+CREATE INDEX IF NOT EXISTS idx_changed_records_user ON changed_records(user_sourcedId, run_id);
+CREATE INDEX IF NOT EXISTS idx_changed_fields_field ON changed_fields(run_id, field);
+"""
+
+# Who counts as staff, and the fields that make up a person's identity.
+_STAFF = "('teacher', 'aide', 'administrator', 'proctor')"
+_IDENTITY_FIELDS = (
+    "('givenName', 'familyName', 'middleName', 'username', 'email', 'identifier', 'userIds')"
+)
+_RUN_COLUMNS = "r.run_id, d.estab, d.old_taken_at, d.new_taken_at"
+_RUN_JOIN = "JOIN diff_runs d ON d.id = r.run_id"
+
+VIEWS_SQL: dict[str, str] = {
+    # Users who joined: new records, and returning ones (reactivated).
+    "joiners": f"""
+SELECT {_RUN_COLUMNS}, r.role, r.sourcedId, r.label,
+  CASE r.change WHEN 'added' THEN 'new record' ELSE 'reactivated' END AS how,
+  json_extract(r.details, '$.grades') AS grades
+FROM changed_records r {_RUN_JOIN}
+WHERE r.entity = 'users' AND r.change IN ('added', 'reactivated')""",
+    # Users who left, soft evidence (marked tobedeleted) and hard evidence (gone) apart.
+    "leavers": f"""
+SELECT {_RUN_COLUMNS}, r.role, r.sourcedId, r.label,
+  CASE r.change WHEN 'removed' THEN 'hard' ELSE 'soft' END AS evidence,
+  CASE r.change WHEN 'removed' THEN 'record removed' ELSE 'marked tobedeleted' END AS how,
+  json_extract(r.details, '$.grades') AS grades
+FROM changed_records r {_RUN_JOIN}
+WHERE r.entity = 'users' AND r.change IN ('tobedeleted', 'removed')""",
+    # Staff who left, one row per class they held (in the old snapshot); none: one empty row.
+    "staff_leavers_classes": f"""
+SELECT {_RUN_COLUMNS}, r.role, r.sourcedId AS user_sourcedId, r.label AS staff_member,
+  CASE r.change WHEN 'removed' THEN 'hard' ELSE 'soft' END AS evidence,
+  json_extract(held.value, '$.sourcedId') AS class_sourcedId,
+  json_extract(held.value, '$.label') AS class,
+  json_extract(held.value, '$.role') AS enrollment_role,
+  json_extract(held.value, '$.primary') AS "primary"
+FROM changed_records r {_RUN_JOIN}
+LEFT JOIN json_each(r.details, '$.classes') held
+WHERE r.entity = 'users' AND r.change IN ('tobedeleted', 'removed') AND r.role IN {_STAFF}""",
+    # Pupils (and anyone else) whose year group changed.
+    "year_group_changes": f"""
+SELECT {_RUN_COLUMNS}, r.role, r.sourcedId, r.label, r.change,
+  (SELECT group_concat(value, ', ') FROM json_each(f.old_json)) AS old_year_group,
+  (SELECT group_concat(value, ', ') FROM json_each(f.new_json)) AS new_year_group
+FROM changed_fields f JOIN changed_records r ON r.id = f.record_id {_RUN_JOIN}
+WHERE r.entity = 'users' AND f.field = 'grades'""",
+    # An enrollment ended in one class and another began, for the same person, in a class of the
+    # same course (or both registration groups); or one enrollment record moved class.
+    "class_moves": f"""
+SELECT e.run_id, d.estab, d.old_taken_at, d.new_taken_at, e.user_sourcedId,
+  json_extract(e.details, '$.person') AS person, json_extract(e.details, '$.role') AS role,
+  CASE WHEN e.course_sourcedId = b.course_sourcedId THEN 'class' ELSE 'registration group' END
+    AS move,
+  e.course_sourcedId,
+  e.class_sourcedId AS from_class_sourcedId,
+  json_extract(e.details, '$.class_name') AS from_class,
+  b.class_sourcedId AS to_class_sourcedId,
+  json_extract(b.details, '$.class_name') AS to_class,
+  e.sourcedId AS ended_enrollment, e.change AS ended_how,
+  b.sourcedId AS began_enrollment, b.change AS began_how
+FROM changed_records e JOIN changed_records b
+  ON b.run_id = e.run_id AND b.user_sourcedId = e.user_sourcedId AND b.entity = 'enrollments'
+  AND b.class_sourcedId IS NOT e.class_sourcedId
+JOIN diff_runs d ON d.id = e.run_id
+WHERE e.entity = 'enrollments'
+  AND json_extract(e.details, '$.ended') AND json_extract(b.details, '$.began')
+  AND (e.course_sourcedId = b.course_sourcedId
+       OR (json_extract(e.details, '$.class_type') = 'homeroom'
+           AND json_extract(b.details, '$.class_type') = 'homeroom'))
+UNION ALL
+SELECT {_RUN_COLUMNS}, r.user_sourcedId,
+  json_extract(r.details, '$.person'), json_extract(r.details, '$.role'),
+  CASE WHEN r.course_sourcedId = json_extract(r.details, '$.old_course')
+    THEN 'class' ELSE 'registration group' END,
+  r.course_sourcedId,
+  json_extract(r.details, '$.old_class'), json_extract(r.details, '$.old_class_name'),
+  r.class_sourcedId, json_extract(r.details, '$.class_name'),
+  r.sourcedId, 'class changed', r.sourcedId, 'class changed'
+FROM changed_records r {_RUN_JOIN}
+WHERE r.entity = 'enrollments' AND r.change = 'changed'
+  AND json_extract(r.details, '$.old_class') IS NOT NULL
+  AND (r.course_sourcedId = json_extract(r.details, '$.old_course')
+       OR (json_extract(r.details, '$.class_type') = 'homeroom'
+           AND json_extract(r.details, '$.old_class_type') = 'homeroom'))""",
+    # Names, username, email, identifier and userIds, before and after.
+    "identity_changes": f"""
+SELECT {_RUN_COLUMNS}, r.role, r.sourcedId, r.label, r.change, f.field, f.path,
+  f.old AS old_value, f.new AS new_value
+FROM changed_fields f JOIN changed_records r ON r.id = f.record_id {_RUN_JOIN}
+WHERE r.entity = 'users' AND f.field IN {_IDENTITY_FIELDS}""",
+    # Classes, courses, terms and orgs created or retired.
+    "structure_changes": f"""
+SELECT {_RUN_COLUMNS}, r.entity, r.change, r.sourcedId, r.label
+FROM changed_records r {_RUN_JOIN}
+WHERE r.entity IN ('orgs', 'academicSessions', 'courses', 'classes')
+  AND r.change IN ('added', 'removed', 'tobedeleted', 'reactivated')""",
+}
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty file readable by its owner only, unless it exists already."""
+    make_private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+# Which shape a database has, kept in its user_version: a database already in this shape is
+# left alone (shaping it again would cost a commit on every diff).
+SHAPE_VERSION = zlib.crc32((TABLES_SQL + repr(sorted(VIEWS_SQL.items()))).encode()) & 0x7FFFFFFF
+
+
+def ensure_shape(conn: sqlite3.Connection) -> None:
+    """Tables, indexes and views, created if missing; views always match this version."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] == SHAPE_VERSION:
+        return
+    with conn:
+        conn.executescript(TABLES_SQL)
+        for name, select in VIEWS_SQL.items():
+            conn.execute(f'DROP VIEW IF EXISTS "{name}"')
+            conn.execute(f'CREATE VIEW "{name}" AS {select}')
+        conn.execute(f"PRAGMA user_version = {SHAPE_VERSION}")
+
+
+def open_changes_db(path: Path) -> sqlite3.Connection:
+    """The changes database at `path`, created (owner-only) and shaped if need be."""
+    create_private_file(path)
+    conn = sqlite3.connect(path, timeout=30)
+    conn.row_factory = sqlite3.Row
+    ensure_shape(conn)
+    return conn
+
+
+def _display(value: Any) -> Any:
+    """A value as a person reads it in a table: text as text, the rest (structures, true and
+    false) as JSON; `old_json` and `new_json` keep the exact value."""
+    if isinstance(value, dict | list | bool):
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return value
+
+
+# One encoder for every value written: building one per call costs more than the encoding.
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _save_snapshot(conn: sqlite3.Connection, info: SnapshotInfo, school_year: str | None) -> int:
+    row = (
+        info.path.stem,
+        str(info.path.resolve()),
+        info.estab,
+        info.school_name,
+        info.taken_at,
+        info.finished_at,
+        int(info.complete),
+        int(info.stable),
+        info.incomplete_reason,
+        info.source,
+        None if info.provider_version is None else _json(info.provider_version),
+        _json(info.record_counts),
+        info.content_hash,
+        school_year,
+    )
+    conn.execute(
+        "INSERT INTO snapshots (name, path, estab, school_name, taken_at, finished_at, complete, "
+        "stable, incomplete_reason, source, provider_version, record_counts, content_hash, "
+        "school_year) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (name, content_hash) DO UPDATE SET path = excluded.path, "
+        "school_year = excluded.school_year",
+        row,
+    )
+    return conn.execute(
+        "SELECT id FROM snapshots WHERE name = ? AND content_hash = ?",
+        (info.path.stem, info.content_hash),
+    ).fetchone()[0]
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What makes two diff runs the same run: the same two snapshots, the same options."""
+
+    old: SnapshotInfo
+    new: SnapshotInfo
+    include_touched: bool
+
+
+def begin_run(
+    conn: sqlite3.Connection,
+    key: RunKey,
+    *,
+    options: Mapping[str, Any],
+    tool_version: str,
+    old_school_year: str | None = None,
+    new_school_year: str | None = None,
+) -> int:
+    """Start (or restart) the run for `key` inside the caller's transaction: its id, emptied."""
+    old_id = _save_snapshot(conn, key.old, old_school_year)
+    new_id = _save_snapshot(conn, key.new, new_school_year)
+    conn.execute(
+        "INSERT INTO diff_runs (estab, school_name, old_snapshot, new_snapshot, old_taken_at, "
+        "new_taken_at, include_touched, options, run_at, tool_version, old_school_year, "
+        "new_school_year) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (old_snapshot, new_snapshot, include_touched) DO UPDATE SET "
+        "options = excluded.options, run_at = excluded.run_at, "
+        "tool_version = excluded.tool_version, old_school_year = excluded.old_school_year, "
+        "new_school_year = excluded.new_school_year",
+        (
+            key.new.estab,
+            key.new.school_name or key.old.school_name,
+            old_id,
+            new_id,
+            key.old.taken_at,
+            key.new.taken_at,
+            int(key.include_touched),
+            _json(dict(options)),
+            utc_iso(datetime.now(UTC)),
+            tool_version,
+            old_school_year,
+            new_school_year,
+        ),
+    )
+    run_id = conn.execute(
+        "SELECT id FROM diff_runs WHERE old_snapshot = ? AND new_snapshot = ? "
+        "AND include_touched = ?",
+        (old_id, new_id, int(key.include_touched)),
+    ).fetchone()[0]
+    # Saving a pair again replaces what it found last time.
+    for table in ("changed_fields", "changed_records", "change_counts"):
+        conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+    return run_id
+
+
+def add_changes(
+    conn: sqlite3.Connection, run_id: int, changes: Iterable[RecordChange], batch_size: int = 2000
+) -> dict[str, dict[str, int]]:
+    """Write a stream of record changes into a run; the count of each kind per entity."""
+    counts: dict[str, dict[str, int]] = {}
+    next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM changed_records").fetchone()[0]
+    records: list[tuple[Any, ...]] = []
+    fields: list[tuple[Any, ...]] = []
+    for change in changes:
+        per_entity = counts.setdefault(change.entity, {})
+        per_entity[change.change] = per_entity.get(change.change, 0) + 1
+        details = change.details
+        records.append(
+            (
+                next_id,
+                run_id,
+                change.entity,
+                change.sourcedId,
+                change.change,
+                change.label,
+                details.get("role"),
+                ", ".join(change.changed_field_names) or None,
+                details.get("user"),
+                details.get("class"),
+                details.get("course"),
+                _json(details),
+            )
+        )
+        for field_change in change.fields:
+            fields.append(
+                (
+                    next_id,
+                    run_id,
+                    field_change.field,
+                    field_change.path,
+                    _display(field_change.old),
+                    _display(field_change.new),
+                    _json(field_change.old),
+                    _json(field_change.new),
+                )
+            )
+        next_id += 1
+        if len(records) >= batch_size:
+            _flush(conn, records, fields)
+    _flush(conn, records, fields)
+    return counts
+
+
+def _flush(
+    conn: sqlite3.Connection, records: list[tuple[Any, ...]], fields: list[tuple[Any, ...]]
+) -> None:
+    conn.executemany(
+        "INSERT INTO changed_records (id, run_id, entity, sourcedId, change, label, role, "
+        "changed_fields, user_sourcedId, class_sourcedId, course_sourcedId, details) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        records,
+    )
+    conn.executemany(
+        "INSERT INTO changed_fields (record_id, run_id, field, path, old, new, old_json, "
+        "new_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        fields,
+    )
+    records.clear()
+    fields.clear()
+
+
+def finish_run(
+    conn: sqlite3.Connection,
+    run_id: int,
+    *,
+    summary: Mapping[str, Mapping[str, int]],
+    old_counts: Mapping[str, int],
+    new_counts: Mapping[str, int],
+    mass_change_pct: float,
+    mass_changes: list[dict[str, Any]],
+    rollover: bool,
+) -> None:
+    """Record a run's totals, per-kind counts and volume flags."""
+    rows = []
+    for entity, kinds in summary.items():
+        old_total = old_counts.get(entity, 0)
+        for kind, records in kinds.items():
+            percent = round(100.0 * records / old_total, 2) if old_total else None
+            new_total = new_counts.get(entity, 0)
+            rows.append((run_id, entity, kind, records, old_total, new_total, percent))
+    conn.executemany("INSERT INTO change_counts VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.execute(
+        "UPDATE diff_runs SET records_changed = ?, summary = ?, mass_change_pct = ?, "
+        "mass_changes = ?, rollover = ? WHERE id = ?",
+        (
+            sum(n for kinds in summary.values() for kind, n in kinds.items() if kind != "touched"),
+            _json(summary),
+            mass_change_pct,
+            _json(mass_changes),
+            int(rollover),
+            run_id,
+        ),
+    )

@@ -1,0 +1,137 @@
+"""`snapshotter diff` and `demo`: option parsing over select, diff, report and demo.
+
+The heavy modules are imported inside the commands, so `snapshotter --help` stays quick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("diff")
+@click.argument("old", required=False)
+@click.argument("new", required=False)
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The archive directory. Default: $SNAPSHOTTER_ARCHIVE, else ./archive.",
+)
+@click.option("--estab", help="The school, when the archive holds several.")
+@click.option(
+    "--term",
+    "terms",
+    multiple=True,
+    metavar="TITLE",
+    help='Name OLD (then NEW) by academic session, e.g. --term "Autumn 2026": the latest '
+    "snapshot taken inside it.",
+)
+@click.option("--allow-partial", is_flag=True, help="Compare incomplete snapshots too.")
+@click.option("--reverse", is_flag=True, help="Allow OLD to be newer than NEW.")
+@click.option(
+    "--include-touched",
+    is_flag=True,
+    help="Also report records whose only change is dateLastModified.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "csv", "markdown"]),
+    default="text",
+    show_default=True,
+    help="text: a summary for people; json: for scripts; csv: one row per changed field.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to FILE instead of standard output.",
+)
+@click.option("--no-save", is_flag=True, help="Do not keep the report in the changes database.")
+@click.option(
+    "--fail-on-mass-change",
+    type=click.FloatRange(min=0),
+    metavar="PCT",
+    help="Exit 3 when more than PCT percent of any entity was removed or marked tobedeleted.",
+)
+def diff_command(
+    old: str | None,
+    new: str | None,
+    archive: Path | None,
+    estab: str | None,
+    terms: tuple[str, ...],
+    allow_partial: bool,
+    reverse: bool,
+    include_touched: bool,
+    output_format: str,
+    output: Path | None,
+    no_save: bool,
+    fail_on_mass_change: float | None,
+) -> None:
+    """What changed between two snapshots of a school: OLD and NEW.
+
+    With no arguments, the two latest complete snapshots. Each of OLD and NEW may be a snapshot
+    file, latest or previous, a timestamp prefix (2026-09: the latest snapshot taken then) or an
+    academic session's title ("Autumn 2026"); with only OLD, NEW is the latest. The report is
+    saved in the archive's changes.db unless --no-save. Exit status: 0, changes or not; 1 when
+    the snapshots cannot or should not be compared; 3 on a mass change with
+    --fail-on-mass-change.
+    """
+    from .archive.layout import ArchiveError, changes_db_path, default_archive
+    from .diff.session import DiffOptions, run_and_render
+    from .select import check_pair, select_pair
+
+    archive = archive or default_archive()
+    specs = [spec for spec in (old, new) if spec] + list(terms)
+    try:
+        old_info, new_info = select_pair(archive, specs, estab=estab, allow_partial=allow_partial)
+        check_pair(old_info, new_info, allow_partial=allow_partial, reverse=reverse)
+        options = DiffOptions(
+            include_touched=include_touched,
+            mass_change_pct=fail_on_mass_change,
+            allow_partial=allow_partial,
+            reverse=reverse,
+        )
+        changes_db = None if no_save else changes_db_path(archive)
+        outcome = run_and_render(old_info, new_info, changes_db, output_format, output, options)
+    except ArchiveError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if outcome.saved_to is not None:
+        click.echo(f"Saved as run {outcome.run_id} in {outcome.saved_to}", err=True)
+    if fail_on_mass_change is not None and outcome.mass_changes:
+        flagged = ", ".join(f"{m.entity} {m.percent}%" for m in outcome.mass_changes)
+        click.echo(f"Mass change: {flagged} removed or marked tobedeleted", err=True)
+        raise SystemExit(3)
+
+
+@click.command("demo")
+@click.option(
+    "--pupils", type=click.IntRange(min=1), default=1000, show_default=True, help="School size."
+)
+@click.option(
+    "--terms",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Terms to advance between the two snapshots; 3 include a year rollover.",
+)
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="demo-archive",
+    show_default=True,
+    help="The demo's own archive (never $SNAPSHOTTER_ARCHIVE).",
+)
+def demo_command(pupils: int, terms: int, archive: Path) -> None:
+    """Run the whole job against the built-in simulated school, offline.
+
+    Starts the simulated Xporter server on a free loopback port, snapshots the school, advances
+    it, snapshots it again, diffs the two, saves the report and prints its summary.
+    """
+    from .archive.layout import ArchiveError
+    from .demo import run_demo
+
+    try:
+        run_demo(pupils=pupils, terms=terms, archive=archive, out=click.echo)
+    except ArchiveError as exc:
+        raise click.ClickException(str(exc)) from exc

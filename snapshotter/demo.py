@@ -1,0 +1,109 @@
+"""`snapshotter demo`: the whole job against the built-in simulated school, offline.
+
+Start the simulator on a free loopback port, snapshot the school, advance it a term (or
+several: three include a year rollover), snapshot it again, diff the two, keep the report and
+print its summary. It writes only into its own demo archive, never into a real one.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .archive.layout import ArchiveError, changes_db_path, read_snapshot_info
+from .diff.session import run_and_render
+from .fetch import fetch_snapshot
+from .select import check_pair
+from .sim.server import DEFAULT_CLIENTS, SimServer
+
+DEFAULT_DEMO_ARCHIVE = Path("demo-archive")
+# Marks a directory as the demo's own: the demo refuses to write anywhere else.
+DEMO_MARKER = ".snapshotter-demo"
+EXAMPLES_PER_SECTION = 3
+
+
+class DemoError(ArchiveError):
+    """The demo cannot run as asked (most often: the archive is not a demo archive)."""
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    old_snapshot: Path
+    new_snapshot: Path
+    changes_db: Path
+    run_id: int
+
+
+def prepare_demo_archive(archive: Path) -> None:
+    """Create the demo archive, or check that an existing directory is one."""
+    if archive.exists():
+        if not archive.is_dir():
+            raise DemoError(f"{archive} is a file, not a directory for the demo archive")
+        if any(archive.iterdir()) and not (archive / DEMO_MARKER).is_file():
+            raise DemoError(
+                f"{archive} is not empty and was not made by `snapshotter demo`: the demo "
+                "never writes into a real archive. Choose another --archive"
+            )
+    archive.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (archive / DEMO_MARKER).write_text(
+        "This archive was made by `snapshotter demo` from simulated data.\n", encoding="utf-8"
+    )
+
+
+def _credentials() -> tuple[str, str, str]:
+    client, secret = next(iter(DEFAULT_CLIENTS.items()))
+    rp, estab = client.split("|", 1)
+    return rp, estab, secret
+
+
+def _school_name(sim: SimServer) -> str | None:
+    schools = [org for org in sim.records("orgs") if org.get("type") == "school"]
+    return schools[0].get("name") if schools else None
+
+
+def run_demo(
+    pupils: int = 1000,
+    terms: int = 1,
+    archive: Path = DEFAULT_DEMO_ARCHIVE,
+    seed: int = 1,
+    out: Callable[[str], None] = print,
+) -> DemoResult:
+    """Snapshot the simulated school, advance it `terms` terms, snapshot, diff, report."""
+    if pupils < 1 or terms < 1:
+        raise DemoError("the demo needs at least one pupil and one term")
+    prepare_demo_archive(archive)
+    rp, estab, secret = _credentials()
+    with SimServer(pupils=pupils, term=0, seed=seed) as sim:
+        school_name = _school_name(sim)
+        out(f"Simulated Xporter server for {school_name} ({pupils} pupils) at {sim.base_url}")
+
+        def snapshot(term: int) -> Path:
+            outcome = fetch_snapshot(
+                sim.base_url, rp, estab, secret, archive, school_name=school_name
+            )
+            if outcome.path is None or not outcome.complete:
+                raise DemoError(f"the snapshot of term {term} is incomplete: {outcome.reason}")
+            records = sum(outcome.record_counts.values())
+            out(f"Snapshot of term {term}: {records} records in {outcome.path}")
+            return outcome.path
+
+        old_path = snapshot(0)
+        for term in range(1, terms + 1):
+            sim.set_term(term)
+        rollover = " (a new school year)" if terms >= 3 else ""
+        out(f"The simulated school moved on {terms} term{'s' if terms > 1 else ''}{rollover}")
+        new_path = snapshot(terms)
+
+    old, new = read_snapshot_info(old_path), read_snapshot_info(new_path)
+    check_pair(old, new)
+    changes_db = changes_db_path(archive)
+    text = io.StringIO()
+    result = run_and_render(old, new, changes_db, "text", out=text, examples=EXAMPLES_PER_SECTION)
+    out("")
+    out(text.getvalue().rstrip("\n"))
+    out("")
+    out(f"The report is saved in {changes_db} (run {result.run_id}). All of it:")
+    out(f"  snapshotter diff --archive {archive}")
+    return DemoResult(old_path, new_path, changes_db, result.run_id)

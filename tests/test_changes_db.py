@@ -1,0 +1,244 @@
+"""The change report database: what a diff keeps, and the views auditors query."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from helpers_diff import AuditScenario, audit_scenario, sim_snapshot
+
+from snapshotter.archive.changes import VIEWS_SQL
+from snapshotter.cli import cli
+
+
+def diff(archive: Path, *args: str) -> None:
+    result = CliRunner().invoke(
+        cli, ["diff", "--archive", str(archive), *args], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "Saved as run" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> AuditScenario:
+    scenario = audit_scenario(tmp_path_factory.mktemp("archive"))
+    diff(scenario.old_path.parent.parent)
+    return scenario
+
+
+@pytest.fixture(scope="module")
+def db(scenario: AuditScenario) -> sqlite3.Connection:
+    conn = sqlite3.connect(scenario.old_path.parent.parent / "changes.db")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def rows(db: sqlite3.Connection, sql: str, *params: Any) -> list[dict[str, Any]]:
+    return [dict(row) for row in db.execute(sql, params)]
+
+
+def view(db: sqlite3.Connection, columns: str, name: str, where: str = "", *params: Any) -> list:
+    """Rows of a view for the scenario's diff (run 1; other tests add runs with other options)."""
+    condition = "run_id = 1" + (f" AND {where}" if where else "")
+    return rows(db, f"SELECT {columns} FROM {name} WHERE {condition}", *params)
+
+
+def test_the_run_records_both_snapshots_their_hashes_and_the_counts(
+    scenario: AuditScenario, db: sqlite3.Connection
+) -> None:
+    snapshots = rows(db, "SELECT * FROM snapshots ORDER BY taken_at")
+    assert [s["path"] for s in snapshots] == [
+        str(scenario.old_path.resolve()),
+        str(scenario.new_path.resolve()),
+    ]
+    assert all(s["complete"] == 1 and len(s["content_hash"]) == 64 for s in snapshots)
+    assert all(s["school_year"] == "2026/27" for s in snapshots)
+    [run] = rows(db, "SELECT * FROM diff_runs")
+    assert (run["estab"], run["school_name"], run["records_changed"]) == (
+        "3281110",
+        "Quarrendon Academy",
+        11 + scenario.hard_leaver_enrollments,
+    )
+    assert run["rollover"] == 0 and run["mass_changes"] == "[]"
+    counts = {
+        (r["entity"], r["change"]): r["records"]
+        for r in rows(db, "SELECT * FROM change_counts WHERE records > 0")
+    }
+    assert counts[("enrollments", "removed")] == scenario.hard_leaver_enrollments + 1
+    assert counts[("users", "changed")] == 2
+
+
+def test_each_changed_record_and_field_has_a_row(
+    scenario: AuditScenario, db: sqlite3.Connection
+) -> None:
+    [record] = rows(db, "SELECT * FROM changed_records WHERE sourcedId = ?", scenario.renamed_pupil)
+    assert record["entity"] == "users" and record["change"] == "changed"
+    assert record["label"].endswith("Tanaka-Reyes (student, year 9)")
+    assert record["changed_fields"] == "familyName, email, userIds"
+    fields = rows(
+        db,
+        "SELECT path, old, new FROM changed_fields WHERE record_id = ? ORDER BY id",
+        record["id"],
+    )
+    assert fields[0] == {"path": "familyName", "old": fields[0]["old"], "new": "Tanaka-Reyes"}
+    assert [f["path"] for f in fields] == ["familyName", "email", "userIds[type=UPN].identifier"]
+    total = db.execute("SELECT count(*) FROM changed_records WHERE run_id = 1").fetchone()[0]
+    assert total == 11 + scenario.hard_leaver_enrollments
+
+
+def test_saving_the_same_pair_again_duplicates_nothing(scenario: AuditScenario) -> None:
+    archive = scenario.old_path.parent.parent
+    database = archive / "changes.db"
+
+    def totals() -> tuple[int, ...]:
+        with sqlite3.connect(database) as conn:
+            return tuple(
+                conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in (
+                    "snapshots",
+                    "diff_runs",
+                    "change_counts",
+                    "changed_records",
+                    "changed_fields",
+                )
+            )
+
+    before = totals()
+    diff(archive)
+    diff(archive, str(scenario.old_path), str(scenario.new_path))
+    assert totals() == before
+    diff(archive, "--include-touched")  # other options: another run
+    assert totals()[1] == before[1] + 1
+
+
+def test_the_changes_database_is_readable_by_its_owner_only(scenario: AuditScenario) -> None:
+    database = scenario.old_path.parent.parent / "changes.db"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+def test_every_view_answers_a_query(db: sqlite3.Connection) -> None:
+    for view in VIEWS_SQL:
+        db.execute(f"SELECT * FROM {view}").fetchall()
+
+
+def test_joiners_and_leavers_keep_soft_and_hard_evidence_apart(
+    scenario: AuditScenario, db: sqlite3.Connection
+) -> None:
+    joiners = view(db, "sourcedId, role, how", "joiners")
+    assert joiners == [{"sourcedId": scenario.joiner, "role": "student", "how": "new record"}]
+    leavers = {
+        r["sourcedId"]: (r["role"], r["evidence"])
+        for r in view(db, "sourcedId, role, evidence", "leavers")
+    }
+    assert leavers == {
+        scenario.hard_leaver: ("student", "hard"),
+        scenario.soft_leaver: ("student", "soft"),
+        scenario.leaving_teacher: ("teacher", "soft"),
+    }
+
+
+def test_staff_leavers_are_listed_with_the_classes_they_held(
+    scenario: AuditScenario, db: sqlite3.Connection
+) -> None:
+    held = view(db, "user_sourcedId, evidence, class", "staff_leavers_classes")
+    assert {r["user_sourcedId"] for r in held} == {scenario.leaving_teacher}
+    assert len(held) == len(scenario.teacher_classes)
+    assert all(any(f"({code})" in r["class"] for r in held) for code in scenario.teacher_classes)
+
+
+def test_year_group_changes_show_the_old_and_new_year(
+    scenario: AuditScenario, db: sqlite3.Connection
+) -> None:
+    assert view(db, "sourcedId, label, old_year_group, new_year_group", "year_group_changes") == [
+        {
+            "sourcedId": scenario.year_group_pupil,
+            "label": "Zoë O'Brien (student, year 8)",
+            "old_year_group": "7",
+            "new_year_group": "8",
+        }
+    ]
+
+
+def test_class_moves_pair_an_ended_enrollment_with_one_begun_in_the_same_course(
+    scenario: AuditScenario, db: sqlite3.Connection
+) -> None:
+    moves = {
+        r["user_sourcedId"]: r
+        for r in view(
+            db,
+            "user_sourcedId, move, from_class_sourcedId, to_class_sourcedId, to_class, "
+            "ended_how, began_how",
+            "class_moves",
+        )
+    }
+    assert set(moves) == {
+        scenario.moved_pupil,
+        scenario.record_moved_pupil,
+        scenario.form_moved_pupil,
+    }
+    by_new_enrollment = moves[scenario.moved_pupil]
+    assert (by_new_enrollment["ended_how"], by_new_enrollment["began_how"]) == ("removed", "added")
+    by_edit = moves[scenario.record_moved_pupil]
+    assert by_edit["ended_how"] == "class changed"
+    for move in (by_new_enrollment, by_edit):
+        assert move["move"] == "class"
+        assert (move["from_class_sourcedId"], move["to_class_sourcedId"]) == (
+            scenario.from_class,
+            scenario.new_class,
+        )
+        assert move["to_class"] == "9X/Ma2"
+    assert moves[scenario.form_moved_pupil]["move"] == "registration group"
+
+
+def test_identity_changes_show_each_identity_field_before_and_after(
+    scenario: AuditScenario, db: sqlite3.Connection
+) -> None:
+    changes = {
+        r["path"]: (r["old_value"], r["new_value"])
+        for r in view(
+            db,
+            "path, old_value, new_value",
+            "identity_changes",
+            "sourcedId = ?",
+            scenario.renamed_pupil,
+        )
+    }
+    assert set(changes) == {"familyName", "email", "userIds[type=UPN].identifier"}
+    assert changes["email"][1] == "tanaka-reyes@pupils.example"
+    assert changes["userIds[type=UPN].identifier"][1] == "Z99999999999Z"
+    everyone = {r["sourcedId"] for r in view(db, "sourcedId", "identity_changes")}
+    assert everyone == {scenario.renamed_pupil}
+
+
+def test_structure_changes_list_classes_created_or_retired(
+    scenario: AuditScenario, db: sqlite3.Connection
+) -> None:
+    assert view(db, "entity, change, sourcedId, label", "structure_changes") == [
+        {
+            "entity": "classes",
+            "change": "added",
+            "sourcedId": scenario.new_class,
+            "label": "Mathematics 9X2 (9X/Ma2)",
+        }
+    ]
+
+
+def test_a_rollover_run_is_marked_as_one_with_its_mass_changes(tmp_path: Path) -> None:
+    sim_snapshot(tmp_path, 2)
+    sim_snapshot(tmp_path, 3)
+    diff(tmp_path)
+    with sqlite3.connect(tmp_path / "changes.db") as conn:
+        run = conn.execute(
+            "SELECT rollover, old_school_year, new_school_year, mass_changes FROM diff_runs"
+        ).fetchone()
+        moves = conn.execute("SELECT move, count(*) FROM class_moves GROUP BY move").fetchall()
+        year_changes = conn.execute("SELECT count(*) FROM year_group_changes").fetchone()[0]
+    assert run[:3] == (1, "2026/27", "2027/28")
+    assert '"entity":"enrollments"' in run[3]
+    assert year_changes > 0  # every pupil staying on moves up a year
+    # A new year's sets are in new courses: no class moves; forms move up a year with the pupils.
+    assert [move for move, _ in moves] == ["registration group"]
