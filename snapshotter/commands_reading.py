@@ -82,6 +82,8 @@ def diff_command(
     from .select import check_pair, select_pair
 
     archive = archive or default_archive()
+    if output is not None and not output.parent.is_dir():
+        raise click.ClickException(f"cannot write {output}: there is no directory {output.parent}")
     specs = [spec for spec in (old, new) if spec] + list(terms)
     try:
         old_info, new_info = select_pair(archive, specs, estab=estab, allow_partial=allow_partial)
@@ -96,6 +98,10 @@ def diff_command(
         outcome = run_and_render(old_info, new_info, changes_db, output_format, output, options)
     except ArchiveError as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        if output is None:
+            raise
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
     if outcome.saved_to is not None:
         click.echo(f"Saved as run {outcome.run_id} in {outcome.saved_to}", err=True)
     if fail_on_mass_change is not None and outcome.mass_changes:

@@ -88,7 +88,7 @@ class AuditScenario:
     joiner: str  # a new pupil
     moved_pupil: str  # an enrollment ended in `from_class`, another began in `new_class`
     record_moved_pupil: str  # one enrollment record's class changed to `new_class`
-    form_moved_pupil: str  # registration group changed by editing the enrollment
+    form_moved_pupil: str  # registration group changed (9A to 9B) by editing the enrollment
     from_class: str
     new_class: str
 
@@ -97,9 +97,18 @@ def _ref(collection: str, sourced_id: str, singular: str) -> dict[str, str]:
     return {"href": f"/{collection}/{sourced_id}", "sourcedId": sourced_id, "type": singular}
 
 
+SECOND_YEAR_9_FORM = "xFORM09B1"
+
+
 def audit_scenario(archive: Path) -> AuditScenario:
     """The simulated school in its first term, then the same school with hand-made changes."""
     old = generate(seed=1, pupils=PUPILS, term=0)
+    # A school this small has one form per year group: give year 9 a second, in both
+    # snapshots, for a move between forms within the year.
+    form_9a = first(old, "classes", classType="homeroom", grades=["9"])
+    form_9b = {**copy.deepcopy(form_9a), "sourcedId": SECOND_YEAR_9_FORM}
+    form_9b.update(title="9B", classCode="REG-9B")
+    old["classes"].append(form_9b)
     new = copy.deepcopy(old)
     users = {u["sourcedId"]: u for u in new["users"]}
     classes = {c["sourcedId"]: c for c in new["classes"]}
@@ -157,12 +166,7 @@ def audit_scenario(archive: Path) -> AuditScenario:
         for e in by_user[form_moved]
         if classes[e["class"]["sourcedId"]]["classType"] == "homeroom"
     )
-    other_form = next(
-        c["sourcedId"]
-        for c in new["classes"]
-        if c["classType"] == "homeroom" and c["sourcedId"] != form["class"]["sourcedId"]
-    )
-    form["class"] = _ref("classes", other_form, "class")
+    form["class"] = _ref("classes", SECOND_YEAR_9_FORM, "class")
 
     taken_at = term_time(0)
     return AuditScenario(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 import stat
 from pathlib import Path
@@ -9,10 +10,19 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from helpers_diff import AuditScenario, audit_scenario, sim_snapshot
+from helpers_diff import (
+    PUPILS,
+    AuditScenario,
+    audit_scenario,
+    first,
+    sim_snapshot,
+    term_time,
+    write_snapshot,
+)
 
 from snapshotter.archive.changes import VIEWS_SQL
 from snapshotter.cli import cli
+from snapshotter.sim.school import generate
 
 
 def diff(archive: Path, *args: str) -> None:
@@ -240,5 +250,106 @@ def test_a_rollover_run_is_marked_as_one_with_its_mass_changes(tmp_path: Path) -
     assert run[:3] == (1, "2026/27", "2027/28")
     assert '"entity":"enrollments"' in run[3]
     assert year_changes > 0  # every pupil staying on moves up a year
-    # A new year's sets are in new courses: no class moves; forms move up a year with the pupils.
-    assert [move for move, _ in moves] == ["registration group"]
+    # A new year's sets are in new courses and its forms are for the next year group: moving up
+    # a year is a year-group change, not a move, and the simulator moved nobody at the rollover.
+    assert moves == []
+
+
+def _ongoing_classes(school: dict[str, list[dict[str, Any]]]) -> dict[str, set[str]]:
+    """Each pupil's classes by enrollments running (active, no end date), from the raw records."""
+    found: dict[str, set[str]] = {}
+    for e in school["enrollments"]:
+        if e["role"] == "student" and e["status"] == "active" and not e.get("endDate"):
+            found.setdefault(e["user"]["sourcedId"], set()).add(e["class"]["sourcedId"])
+    return found
+
+
+@pytest.mark.parametrize("term", [1, 4], ids=["autumn-to-spring", "after-the-rollover"])
+def test_class_moves_are_the_set_and_form_moves_the_simulated_school_made(
+    tmp_path: Path, term: int
+) -> None:
+    pupils = 300  # enough for two sets of a course and two forms of a year group
+    old_school = generate(seed=1, pupils=pupils, term=term - 1)
+    new_school = generate(seed=1, pupils=pupils, term=term)
+    sim_snapshot(tmp_path, term - 1, pupils=pupils)
+    sim_snapshot(tmp_path, term, pupils=pupils)
+    diff(tmp_path)
+    classes = {c["sourcedId"]: c for c in old_school["classes"] + new_school["classes"]}
+
+    def one_group(a: str, b: str) -> bool:
+        ca, cb = classes[a], classes[b]
+        if ca.get("course") is not None and ca.get("course") == cb.get("course"):
+            return True
+        return ca["classType"] == cb["classType"] == "homeroom" and ca["grades"] == cb["grades"]
+
+    before, after = _ongoing_classes(old_school), _ongoing_classes(new_school)
+    truth = {
+        (pupil, left, joined)
+        for pupil in before.keys() & after.keys()
+        for left in before[pupil] - after[pupil]
+        for joined in after[pupil] - before[pupil]
+        if one_group(left, joined)
+    }
+    with sqlite3.connect(tmp_path / "changes.db") as conn:
+        found = set(
+            conn.execute(
+                "SELECT user_sourcedId, from_class_sourcedId, to_class_sourcedId FROM class_moves"
+            )
+        )
+        kinds = {move for (move,) in conn.execute("SELECT move FROM class_moves")}
+    conn.close()
+    assert found == truth
+    assert kinds == {"class", "registration group"}
+
+
+def test_a_pupil_who_moves_again_is_not_moved_from_the_class_left_a_term_ago(
+    tmp_path: Path,
+) -> None:
+    school = generate(seed=1, pupils=PUPILS, term=0)
+    pupil = first(school, "users", role="student", status="active", grades=["9"])["sourcedId"]
+    classes = {c["sourcedId"]: c for c in school["classes"]}
+    first_set = next(
+        e
+        for e in school["enrollments"]
+        if e["user"]["sourcedId"] == pupil and "course" in classes[e["class"]["sourcedId"]]
+    )
+    set_a = classes[first_set["class"]["sourcedId"]]
+    # Sets B and C of the same course, in both snapshots.
+    school["classes"] += [
+        {**copy.deepcopy(set_a), "sourcedId": sid, "classCode": code}
+        for sid, code in (("xSETB0001", "9X/Zz2"), ("xSETC0001", "9X/Zz3"))
+    ]
+    # Before: moved from A to B in September (A's enrollment ended then, still active).
+    first_set["endDate"] = "2026-09-20"
+    second = {
+        **copy.deepcopy(first_set),
+        "sourcedId": "xENRB0001",
+        "beginDate": "2026-09-20",
+        "class": {"sourcedId": "xSETB0001", "type": "class"},
+    }
+    del second["endDate"]
+    school["enrollments"].append(second)
+    # After: A's old enrollment only now marked tobedeleted, and a move from B to C.
+    later = copy.deepcopy(school)
+    moved = {e["sourcedId"]: e for e in later["enrollments"]}
+    moved[first_set["sourcedId"]]["status"] = "tobedeleted"
+    moved["xENRB0001"]["endDate"] = "2026-10-18"
+    later["enrollments"].append(
+        {
+            **copy.deepcopy(second),
+            "sourcedId": "xENRC0001",
+            "beginDate": "2026-10-18",
+            "class": {"sourcedId": "xSETC0001", "type": "class"},
+        }
+    )
+    write_snapshot(tmp_path, school, taken_at=term_time(0))
+    write_snapshot(tmp_path, later, taken_at=term_time(0).replace(day=20))
+    diff(tmp_path)
+    with sqlite3.connect(tmp_path / "changes.db") as conn:
+        moves = conn.execute(
+            "SELECT from_class_sourcedId, to_class_sourcedId FROM class_moves "
+            "WHERE user_sourcedId = ?",
+            (pupil,),
+        ).fetchall()
+    conn.close()
+    assert moves == [("xSETB0001", "xSETC0001")]

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import copy
 import random
+import sqlite3
 from pathlib import Path
 
 import pytest
 from helpers_diff import PUPILS, edited, first, sim_snapshot, term_time, write_snapshot
 
 from snapshotter.archive.layout import read_snapshot_info
-from snapshotter.diff import current_school_year, diff_snapshots
+from snapshotter.diff import (
+    FieldChange,
+    current_school_year,
+    diff_and_save,
+    diff_snapshots,
+    field_changes,
+)
 from snapshotter.diff.volume import is_rollover
+from snapshotter.model import USERS
 from snapshotter.sim.school import GUIDE_PUPIL_ID, changes, generate
 
 
@@ -118,6 +126,24 @@ def test_a_pupil_back_from_tobedeleted_to_active_is_reactivated(tmp_path: Path) 
     assert {f.path: (f.old, f.new) for f in change.fields}["status"] == ("tobedeleted", "active")
 
 
+def test_a_leaver_whose_other_fields_changed_too_is_tobedeleted_with_every_changed_field(
+    tmp_path: Path,
+) -> None:
+    school = generate(seed=1, pupils=PUPILS, term=0)
+    pupil = first(school, "users", role="student", status="active")
+    later = edited(
+        school, "users", pupil["sourcedId"], status="tobedeleted", email="left@pupils.example"
+    )
+    old = write_snapshot(tmp_path, school, taken_at=term_time(0))
+    new = write_snapshot(tmp_path, later, taken_at=term_time(1))
+    [change] = diff_snapshots(old, new)
+    assert change.change == "tobedeleted"
+    assert {f.path: (f.old, f.new) for f in change.fields} == {
+        "status": ("active", "tobedeleted"),
+        "email": (pupil["email"], "left@pupils.example"),
+    }
+
+
 def test_changed_fields_are_reported_at_the_path_that_changed(tmp_path: Path) -> None:
     school = generate(seed=1, pupils=PUPILS, term=0)
     zoe = first(school, "users", sourcedId=GUIDE_PUPIL_ID)
@@ -220,3 +246,53 @@ def test_a_snapshot_s_school_year_comes_from_its_data_not_the_clock(tmp_path: Pa
     assert (old_year.title, new_year.title) == ("2026/27", "2027/28")
     assert is_rollover(old_year, new_year)
     assert not is_rollover(new_year, new_year)
+
+
+def test_a_userids_entry_changed_beside_one_added_and_one_removed_is_each_reported_once(
+    tmp_path: Path,
+) -> None:
+    school = generate(seed=1, pupils=PUPILS, term=0)
+    zoe = first(school, "users", sourcedId=GUIDE_PUPIL_ID)
+    upn = next(uid for uid in zoe["userIds"] if uid["type"] == "UPN")
+    others = [uid for uid in zoe["userIds"] if uid["type"] != "UPN"]
+    # The UPN corrected, every other identifier dropped and a local authority one added.
+    user_ids = [{"type": "UPN", "identifier": "Z99999999999Z"}, {"type": "LA", "identifier": "L7"}]
+    old = write_snapshot(tmp_path, school, taken_at=term_time(0))
+    new = write_snapshot(
+        tmp_path,
+        edited(school, "users", GUIDE_PUPIL_ID, userIds=user_ids),
+        taken_at=term_time(1),
+    )
+    [change] = diff_snapshots(old, new)
+    assert {f.path: (f.old, f.new) for f in change.fields} == {
+        "userIds[type=LA]": (None, {"type": "LA", "identifier": "L7"}),
+        "userIds[type=UPN].identifier": (upn["identifier"], "Z99999999999Z"),
+        **{f"userIds[type={uid['type']}]": (uid, None) for uid in others},
+    }
+    # One row per path in the change report database, so saving it works.
+    result = diff_and_save(read_snapshot_info(old), read_snapshot_info(new), tmp_path / "c.db")
+    assert result.summary["users"]["changed"] == 1
+
+
+def test_set_items_with_no_name_to_match_them_by_are_reported_as_the_whole_set() -> None:
+    before = {"userIds": [{"type": "MIS", "identifier": "a"}, {"type": "MIS", "identifier": "b"}]}
+    after = {"userIds": [{"type": "MIS", "identifier": "a"}, {"type": "MIS", "identifier": "c"}]}
+    assert field_changes(USERS, before, after) == [
+        FieldChange("userIds", "userIds", before["userIds"], after["userIds"])
+    ]
+
+
+def test_a_record_whose_hash_alone_differs_is_not_reported_even_with_touched(
+    tmp_path: Path,
+) -> None:
+    # As after a change in how records are hashed: same content, same dateLastModified.
+    school = generate(seed=1, pupils=PUPILS, term=0)
+    old = write_snapshot(tmp_path, school, taken_at=term_time(0))
+    new = write_snapshot(tmp_path, school, taken_at=term_time(1))
+    with sqlite3.connect(new) as conn:
+        conn.execute(
+            "UPDATE users SET _hash = 'from-another-version' WHERE sourcedId = ?",
+            (GUIDE_PUPIL_ID,),
+        )
+    conn.close()
+    assert _found(old, new, include_touched=True) == set()

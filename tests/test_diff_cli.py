@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,15 @@ def test_output_writes_the_report_to_a_file_and_nothing_to_stdout(
     assert result.exit_code == 0
     assert result.stdout == ""
     assert json.loads(target.read_text(encoding="utf-8"))["to"]["name"] == name(2)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # it names pupils
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+
+
+def test_output_into_a_directory_that_does_not_exist_is_refused_before_any_work(
+    archive: Path, tmp_path: Path
+) -> None:
+    result = run("--archive", archive, "--output", tmp_path / "no-such-dir" / "report.txt")
+    assert result.exit_code == 1
+    assert "there is no directory" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (archive / "changes.db").exists()

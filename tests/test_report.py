@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers_diff import AuditScenario, audit_scenario, sim_snapshot
+from helpers_diff import PUPILS, AuditScenario, audit_scenario, sim_snapshot
 
+from snapshotter.archive.layout import read_snapshot_info
 from snapshotter.cli import cli
 from snapshotter.report.as_markdown import code, escape
+from snapshotter.sim.school import generate
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +140,12 @@ def test_the_markdown_report_has_a_provenance_table_a_summary_and_sections(
     assert "| from | `3281110_2026-10-15T083000Z` | 2026-10-15 08:30:00 UTC | yes | yes |" in (
         markdown
     )
+    for path in (scenario.old_path, scenario.new_path):  # the whole hash, to check the file by
+        content_hash = read_snapshot_info(path).content_hash
+        assert f"`{content_hash}` |" in markdown
     assert "| entity | added | changed | tobedeleted | reactivated | removed |" in markdown
-    assert "| users | 1 | 2 | 2 | 0 | 1 |" in markdown
+    users = len(generate(seed=1, pupils=PUPILS, term=0)["users"])
+    assert f"| users | 1 | 2 | 2 | 0 | 1 | {users} | {users} |" in markdown  # one left, one came
     assert "\n## users\n" in markdown and "\n### marked tobedeleted (2)\n" in markdown
     assert f"- Zoë O'Brien (student, year 8) `{scenario.year_group_pupil}`" in markdown
     assert '  - `grades`: `["7"]` → `["8"]`' in markdown

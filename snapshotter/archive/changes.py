@@ -154,8 +154,9 @@ SELECT {_RUN_COLUMNS}, r.role, r.sourcedId, r.label, r.change,
   (SELECT group_concat(value, ', ') FROM json_each(f.new_json)) AS new_year_group
 FROM changed_fields f JOIN changed_records r ON r.id = f.record_id {_RUN_JOIN}
 WHERE r.entity = 'users' AND f.field = 'grades'""",
-    # An enrollment ended in one class and another began, for the same person, in a class of the
-    # same course (or both registration groups); or one enrollment record moved class.
+    # A pupil's enrollment ended in one class and another began in a class of the same course
+    # (or both registration groups of the same year group: moving up a year at the rollover is a
+    # year-group change, not a move); or one enrollment record moved class.
     "class_moves": f"""
 SELECT e.run_id, d.estab, d.old_taken_at, d.new_taken_at, e.user_sourcedId,
   json_extract(e.details, '$.person') AS person, json_extract(e.details, '$.role') AS role,
@@ -172,11 +173,14 @@ FROM changed_records e JOIN changed_records b
   ON b.run_id = e.run_id AND b.user_sourcedId = e.user_sourcedId AND b.entity = 'enrollments'
   AND b.class_sourcedId IS NOT e.class_sourcedId
 JOIN diff_runs d ON d.id = e.run_id
-WHERE e.entity = 'enrollments'
+WHERE e.entity = 'enrollments' AND json_extract(e.details, '$.role') = 'student'
+  AND json_extract(b.details, '$.role') = 'student'
   AND json_extract(e.details, '$.ended') AND json_extract(b.details, '$.began')
   AND (e.course_sourcedId = b.course_sourcedId
        OR (json_extract(e.details, '$.class_type') = 'homeroom'
-           AND json_extract(b.details, '$.class_type') = 'homeroom'))
+           AND json_extract(b.details, '$.class_type') = 'homeroom'
+           AND json_extract(e.details, '$.class_grades')
+               IS json_extract(b.details, '$.class_grades')))
 UNION ALL
 SELECT {_RUN_COLUMNS}, r.user_sourcedId,
   json_extract(r.details, '$.person'), json_extract(r.details, '$.role'),
@@ -188,10 +192,13 @@ SELECT {_RUN_COLUMNS}, r.user_sourcedId,
   r.sourcedId, 'class changed', r.sourcedId, 'class changed'
 FROM changed_records r {_RUN_JOIN}
 WHERE r.entity = 'enrollments' AND r.change = 'changed'
+  AND json_extract(r.details, '$.role') = 'student'
   AND json_extract(r.details, '$.old_class') IS NOT NULL
   AND (r.course_sourcedId = json_extract(r.details, '$.old_course')
        OR (json_extract(r.details, '$.class_type') = 'homeroom'
-           AND json_extract(r.details, '$.old_class_type') = 'homeroom'))""",
+           AND json_extract(r.details, '$.old_class_type') = 'homeroom'
+           AND json_extract(r.details, '$.class_grades')
+               IS json_extract(r.details, '$.old_class_grades')))""",
     # Names, username, email, identifier and userIds, before and after.
     "identity_changes": f"""
 SELECT {_RUN_COLUMNS}, r.role, r.sourcedId, r.label, r.change, f.field, f.path,

@@ -7,6 +7,7 @@ two snapshots with SQL, in batches, and only for records that changed.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -81,11 +82,30 @@ def _class_dict(row: sqlite3.Row | None) -> dict[str, Any] | None:
     return {"sourcedId": row["sourcedId"], "title": row["title"], "classCode": row["classCode"]}
 
 
+def _class_grades(row: sqlite3.Row | None) -> list[Any] | None:
+    """A class's year groups (stored as a JSON array, sorted): which year a form is for."""
+    if row is None or not row["grades"]:
+        return None
+    try:
+        grades = json.loads(row["grades"])
+    except ValueError:
+        return None
+    return grades if isinstance(grades, list) else None
+
+
 class RecordContext:
     """Labels and details for batches of pending changes, read from the attached snapshots."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        old_taken_on: str | None = None,
+        new_taken_on: str | None = None,
+    ) -> None:
         self.conn = conn
+        # The days the snapshots were taken (YYYY-MM-DD), to tell whether an enrollment's end
+        # falls between them (see `_ended_now`).
+        self.taken_on = (old_taken_on, new_taken_on)
 
     def describe(self, batch: Sequence[Pending]) -> list[tuple[str, dict[str, Any]]]:
         """(label, details) for each pending change of one collection, in order."""
@@ -164,7 +184,7 @@ class RecordContext:
         classes = _lookup(
             self.conn,
             "classes",
-            "title, classCode, classType, course_sourcedId",
+            "title, classCode, classType, course_sourcedId, grades",
             {c for _, new, old in refs for c in (new, old) if c},
         )
         described = []
@@ -180,9 +200,10 @@ class RecordContext:
                 "class_name": klass,
                 "course": class_row["course_sourcedId"] if class_row else None,
                 "class_type": class_row["classType"] if class_row else None,
+                "class_grades": _class_grades(class_row),
                 "role": record.get("role"),
                 "began": pending.change in BEGINNING,
-                "ended": pending.change in LEAVING or _end_date_set(pending),
+                "ended": _ended_now(pending, *self.taken_on),
             }
             both_sides = pending.old is not None and pending.new is not None
             if both_sides and old_class_id != class_id:
@@ -191,8 +212,31 @@ class RecordContext:
                 details["old_class_name"] = class_name(_class_dict(old_row), old_class_id or "?")
                 details["old_course"] = old_row["course_sourcedId"] if old_row else None
                 details["old_class_type"] = old_row["classType"] if old_row else None
+                details["old_class_grades"] = _class_grades(old_row)
             described.append((enrollment_label(person, record.get("role"), klass), details))
         return described
+
+
+def _ended_now(pending: Pending, old_taken_on: str | None, new_taken_on: str | None) -> bool:
+    """The enrollment ended between the two snapshots: it was running in the old one (active,
+    and not past an end date it already had) and it has since gone, turned tobedeleted, or
+    been given an end date; or it is new and its end date had already come when the new
+    snapshot was taken (it began and ended in between). An enrollment that ended a term ago
+    and is only now marked tobedeleted or removed did not end now: pairing it with this term's
+    new enrollment would report a move from a class the pupil left long before."""
+    old, new = pending.old, pending.new
+    if old is None:
+        end = new.get("endDate") if new is not None else None
+        return bool(end and new_taken_on and str(end) <= new_taken_on)
+    if old.get("status") != "active":
+        return False
+    if _end_date_set(pending):
+        return True
+    if pending.change not in LEAVING:
+        return False
+    old_end = old.get("endDate")
+    unchanged = new is None or new.get("endDate") == old_end
+    return not (old_end and unchanged and old_taken_on and str(old_end) <= old_taken_on)
 
 
 def _end_date_set(pending: Pending) -> bool:

@@ -66,7 +66,8 @@ class SnapshotDiff:
 
     def __iter__(self) -> Iterator[RecordChange]:
         with closing(connect_pair(self.old.path, self.new.path)) as conn:
-            context = RecordContext(conn)
+            taken_on = (self.old.taken_at[:10], self.new.taken_at[:10])
+            context = RecordContext(conn, *taken_on)
             for entity, rows in differing_rows(
                 self.old.path, self.new.path, include_touched=self.include_touched
             ):
@@ -94,10 +95,10 @@ class SnapshotDiff:
                 )
                 kind = classify(old.get("status"), new.get("status"), bool(changes))
                 if kind == TOUCHED:
-                    if not self.include_touched:
+                    modified = (old.get("dateLastModified"), new.get("dateLastModified"))
+                    if not self.include_touched or modified[0] == modified[1]:
                         # Equal content under different hashes (a hash from another version).
                         continue
-                    modified = (old.get("dateLastModified"), new.get("dateLastModified"))
                     changes = (FieldChange("dateLastModified", "dateLastModified", *modified),)
             batch.append(Pending(entity.collection, sourced_id, kind, old, new))
             fields_of.append(changes)

@@ -44,68 +44,62 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _item_key(items: list[Any]) -> str | None:
-    """The key that names each item of a set-array uniquely, if there is one."""
-    if not items or not all(isinstance(item, dict) for item in items):
-        return None
+def _common_item_key(old: list[Any], new: list[Any]) -> str | None:
+    """The key that names each item uniquely on both sides of a set-array, if there is one."""
     for key in _ITEM_KEYS:
-        values = [item.get(key) for item in items]
-        if all(isinstance(v, str) for v in values) and len(set(values)) == len(values):
+        if all(_unique_by(side, key) for side in (old, new)):
             return key
     return None
 
 
-class _Step:
-    """Readable names for the steps of a path into one side's value."""
-
-    def __init__(self, root: Any, set_array: bool) -> None:
-        self.root = root
-        self.set_array = set_array
-
-    def render(self, steps: list[Any]) -> str:
-        text = ""
-        container = self.root
-        for depth, step in enumerate(steps):
-            if isinstance(step, int):
-                key = _item_key(container) if (self.set_array and depth == 0) else None
-                if key is not None and step < len(container):
-                    text += f"[{key}={container[step][key]}]"
-                else:
-                    text += f"[{step}]"
-            else:
-                text += _key_step(str(step))
-            try:
-                container = container[step]
-            except (KeyError, IndexError, TypeError):
-                container = None
-        return text
+def _unique_by(items: list[Any], key: str) -> bool:
+    values = [item.get(key) if isinstance(item, dict) else None for item in items]
+    return all(isinstance(v, str) for v in values) and len(set(values)) == len(values)
 
 
-def _identity(value: Any, key: str | None) -> Any:
-    return value.get(key) if key is not None and isinstance(value, dict) else None
+def _keyed_set_changes(name: str, old: list[Any], new: list[Any], key: str) -> list[FieldChange]:
+    """A set-array of objects named by `key` (`userIds` by type, references by sourcedId):
+    items matched by that name, so each added, removed or changed item is reported once, at
+    `name[key=value]`, and a changed one at the path inside it."""
+    old_items = {item[key]: item for item in old}
+    new_items = {item[key]: item for item in new}
+    found: list[FieldChange] = []
+    for value in sorted(old_items.keys() | new_items.keys()):
+        before, after = old_items.get(value), new_items.get(value)
+        if before == after:
+            continue
+        path = f"{name}[{key}={value}]"
+        if before is None or after is None:
+            found.append(FieldChange(name, path, before, after))
+        elif _flat_object_pair(before, after):
+            found += _flat_object_changes(name, before, after, path)
+        else:
+            found += _nested_changes(name, before, after, set_array=False, path=path)
+    return found
 
 
-def _nested_changes(name: str, old: Any, new: Any, set_array: bool) -> list[FieldChange]:
+def _render_steps(steps: list[Any]) -> str:
+    """A path deepdiff found, as `.key`, `["odd key"]` and `[index]` steps."""
+    return "".join(f"[{step}]" if isinstance(step, int) else _key_step(str(step)) for step in steps)
+
+
+def _nested_changes(
+    name: str, old: Any, new: Any, set_array: bool, path: str | None = None
+) -> list[FieldChange]:
+    """Differences inside nested values, at the paths deepdiff finds, below `path` (the field)."""
+    if set_array and isinstance(old, list) and isinstance(new, list):
+        key = _common_item_key(old, new)
+        if key is not None:
+            return _keyed_set_changes(name, old, new, key)
+        # Items with no name to match them by: positions in a set mean nothing, so the set is
+        # reported whole (as a set of plain values is).
+        return [FieldChange(name, path or name, old, new)]
     # Imported here: deepdiff costs a tenth of a second to import, and most diffs never need it.
     from deepdiff import DeepDiff
-    from deepdiff.helper import CannotCompare, notpresent
+    from deepdiff.helper import notpresent
 
-    old_key = _item_key(old) if set_array and isinstance(old, list) else None
-    new_key = _item_key(new) if set_array and isinstance(new, list) else None
-    item_key = old_key if old_key == new_key else None
-
-    def same_item(x: Any, y: Any, level: Any = None) -> bool:
-        if item_key is not None and isinstance(x, dict) and isinstance(y, dict):
-            return x.get(item_key) == y.get(item_key)
-        raise CannotCompare()
-
-    options: dict[str, Any] = {"view": "tree"}
-    if set_array:
-        options["ignore_order"] = True
-        if item_key is not None:
-            options["iterable_compare_func"] = same_item
-    tree = DeepDiff(old, new, **options)
-    old_steps, new_steps = _Step(old, set_array), _Step(new, set_array)
+    prefix = path or name
+    tree = DeepDiff(old, new, view="tree")
     found: list[FieldChange] = []
     for levels in tree.values():
         for level in levels:
@@ -113,19 +107,9 @@ def _nested_changes(name: str, old: Any, new: Any, set_array: bool) -> list[Fiel
             old_value = None if level.t1 is notpresent else level.t1
             new_value = None if level.t2 is notpresent else level.t2
             # deepdiff numbers an added item in the new list and a removed one in the old list.
-            old_path = old_steps.render(level.path(output_format="list"))
-            new_path = new_steps.render(level.path(output_format="list", use_t2=True))
-            if (
-                old_value is not None
-                and new_value is not None
-                and _identity(old_value, item_key) != _identity(new_value, item_key)
-            ):
-                # One set item replaced by another: a removal and an addition, each at its name.
-                found.append(FieldChange(name, name + old_path, old_value, None))
-                found.append(FieldChange(name, name + new_path, None, new_value))
-                continue
-            path = old_path if new_value is None else new_path
-            found.append(FieldChange(name, name + path, old_value, new_value))
+            use_t2 = old_value is None
+            where = _render_steps(level.path(output_format="list", use_t2=use_t2))
+            found.append(FieldChange(name, prefix + where, old_value, new_value))
     return sorted(found, key=lambda change: change.path)
 
 
@@ -187,12 +171,15 @@ def _flat_object_pair(old: Any, new: Any) -> bool:
     )
 
 
-def _flat_object_changes(name: str, old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+def _flat_object_changes(
+    name: str, old: dict[str, Any], new: dict[str, Any], path: str | None = None
+) -> list[FieldChange]:
+    prefix = path or name
     changes = []
     for key in sorted(set(old) | set(new)):
         old_value, new_value = old.get(key), new.get(key)
         if old_value != new_value or (key in old) != (key in new):
-            changes.append(FieldChange(name, name + _key_step(key), old_value, new_value))
+            changes.append(FieldChange(name, prefix + _key_step(key), old_value, new_value))
     return changes
 
 

@@ -70,9 +70,12 @@ def run_and_render(
 
 
 def _write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
+    """Write `path` whole or not at all, readable by its owner only: a report names people."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.unlink(missing_ok=True)  # one left by a killed run would keep its old mode
     try:
-        with open(partial, "w", encoding="utf-8", newline="") as handle:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(fd, "w", encoding="utf-8", newline="") as handle:
             write(handle)
         os.replace(partial, path)
     finally:

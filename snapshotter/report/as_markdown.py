@@ -31,22 +31,36 @@ def _snapshot_row(side: str, snapshot: dict[str, Any]) -> str:
         "yes" if snapshot["complete"] else "**no**",
         "yes" if snapshot["stable"] else "**no**",
         escape(str(snapshot.get("school_year") or "")),
-        code(snapshot["content_hash"][:16]),
+        _provider(snapshot.get("provider_version")),
+        code(snapshot["content_hash"]),  # whole: a shortened hash proves nothing
     ]
     return "| " + " | ".join(cells) + " |\n"
 
 
+def _provider(version: Any) -> str:
+    """The provider's `/version` answer, as recorded in the snapshot."""
+    if version is None:
+        return "(not recorded)"
+    return code(version if isinstance(version, str) else show(version))
+
+
 def render_markdown(report: Report, out: TextIO) -> None:
     out.write(f"# Changes for {escape(school_line(report.new))}\n\n")
-    out.write("| | snapshot | taken | complete | stable | school year | content hash |\n")
-    out.write("|---|---|---|---|---|---|---|\n")
+    out.write(
+        "| | snapshot | taken | complete | stable | school year | provider version "
+        "| content hash |\n"
+    )
+    out.write("|---|---|---|---|---|---|---|---|\n")
     out.write(_snapshot_row("from", report.old))
     out.write(_snapshot_row("to", report.new))
     kinds = [k for k in ALL_KINDS if any(k in counts for counts in report.summary.values())]
-    out.write("\n## Summary\n\n| entity | " + " | ".join(kinds) + " |\n")
-    out.write("|---|" + "---:|" * len(kinds) + "\n")
+    out.write("\n## Summary\n\n| entity | " + " | ".join(kinds) + " | records before | after |\n")
+    out.write("|---|" + "---:|" * (len(kinds) + 2) + "\n")
+    before, after = report.old["record_counts"], report.new["record_counts"]
     for entity, counts in report.summary.items():
-        out.write(f"| {entity} | " + " | ".join(str(counts.get(k, 0)) for k in kinds) + " |\n")
+        cells = [str(counts.get(k, 0)) for k in kinds]
+        cells += [str(before.get(entity, 0)), str(after.get(entity, 0))]
+        out.write(f"| {entity} | " + " | ".join(cells) + " |\n")
     volume = volume_lines(
         report.mass_changes, report.mass_change_pct, report.rollover, report.new["school_year"]
     )
