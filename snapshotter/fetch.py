@@ -203,6 +203,8 @@ class _SchoolFetch:
                 if not problems:
                     break
                 churned = True
+            if problems:
+                problems = await self.read_whole(collection, counter, stats, problems)
         except (FetchError, SnapshotDataError) as exc:
             error = exc if isinstance(exc, FetchError) else _as_fetch_error(exc)
             if not self.allow_partial:
@@ -215,7 +217,7 @@ class _SchoolFetch:
         stats.records = await self.write(self.writer.count, collection)
         stats.stable = stats.complete = not problems
         if problems:
-            stats.note = "; ".join(dict.fromkeys(problems))
+            stats.note = _summarise(problems)
             if churned:
                 stats.note = f"not stable after {stats.attempts} attempts: {stats.note}"
         self.report(
@@ -227,6 +229,48 @@ class _SchoolFetch:
             note=stats.note,
         )
         return stats
+
+    async def read_whole(
+        self, collection: str, counter: RequestCounter, stats: EndpointStats, problems: list[str]
+    ) -> list[str]:
+        """Paging never settled: ask for the whole collection in one answer, as Xporter serves
+        it when `limit` is omitted. One answer cannot skip or repeat a record however the server
+        orders or changes it, but a server may cap it silently, so it counts only when its
+        X-Total-Count vouches for it and it holds every record the paging saw. Returns the
+        problems left (none when it counts)."""
+        seen_while_paging = await self.write(self.writer.ids, collection)
+        await self.write(self.writer.reset, collection)
+        try:
+            async with self.page_slots:
+                page = await self.client.get_page(collection, offset=0, limit=None, counter=counter)
+                self.note_warnings(stats, page.warnings)
+                await self.write(self.writer.save_records, collection, page.records, offset=0)
+        except FetchError as exc:
+            return [*problems, f"reading it whole in one request failed too: {exc}"]
+        stats.pages += 1
+        held = await self.write(self.writer.ids, collection)
+        total = page.total_count
+        self.report(collection, len(held), total, stats.attempts)
+        if total is None:
+            why = "no X-Total-Count came with it to show it was not cut short"
+        elif len(held) != total:
+            why = f"it held {len(held)} records but X-Total-Count says {total}"
+        elif missing := len(seen_while_paging - held):
+            why = f"{missing} records seen while paging are not in it"
+        else:
+            stats.total_count_seen = total
+            stats.note = (
+                "read whole in one request (verified against X-Total-Count) after "
+                f"{stats.attempts} paged attempts did not settle, e.g. {problems[0]}"
+            )
+            return []
+        return [*problems, f"reading it whole in one request did not help: {why}"]
+
+    @staticmethod
+    def note_warnings(stats: EndpointStats, warnings: list[str]) -> None:
+        for warning in warnings:
+            if warning not in stats.warnings and len(stats.warnings) < 10:
+                stats.warnings.append(warning)
 
     def needs_second_read(self, result: _PassResult, churned: bool) -> bool:
         """Whether a pass that looks stable must be confirmed by reading it all again.
@@ -278,6 +322,7 @@ class _SchoolFetch:
                     collection, offset=offset, limit=self.settings.page_size, counter=counter
                 )
                 summary = PageSummary.of(offset, page.records)
+                self.note_warnings(stats, page.warnings)
                 if not save:
                     remember(page.records, offset)
                 else:
@@ -322,6 +367,14 @@ class _SchoolFetch:
             total = counter.total_counts[-1] if has_total else None
             await fetch_all(planned_offsets(first, total))
             while (offset := chain.next_offset()) is not None:
+                if end_offset is not None and offset > end_offset:
+                    # Records now reach past an offset that came back empty in this pass: the
+                    # collection grew while paging (it could do so as fast as it is read).
+                    chain.breaks.append(
+                        f"the collection grew while paging: offset {end_offset} was empty, and "
+                        f"records now reach offset {offset}"
+                    )
+                    break
                 if total is None and first.count >= 2:
                     # No total: guess the next few pages, assuming full pages; the ones past
                     # the end come back empty and cost one small request each.
@@ -345,15 +398,16 @@ class _SchoolFetch:
         return _PassResult(problems, totals[-1] if totals else None, chain.ordered, pages, seen)
 
     async def version(self, path: str) -> Any:
-        """`/version` and `/auth/version` for provenance: recorded, never fatal."""
+        """`/version` and `/auth/version` for provenance: recorded, never fatal (a server may
+        not serve them, or guard `/auth/version` with other credentials)."""
         try:
             return await self.client.get_document(path, counter=RequestCounter())
-        except FetchError as exc:
+        except ApiError as exc:
             return {"error": str(exc)}
 
     async def run(self, meta: SnapshotMeta) -> FetchOutcome:
+        versions = asyncio.gather(self.version("version"), self.version("auth/version"))
         try:
-            versions = asyncio.gather(self.version("version"), self.version("auth/version"))
             # With allow_partial, endpoint failures are caught per collection; what still
             # escapes (bad credentials) stops the others either way.
             collected = await _gather_or_cancel([self.fetch_collection(c) for c in COLLECTIONS])
@@ -386,6 +440,7 @@ class _SchoolFetch:
             self.close(abort=False)
             return outcome
         except BaseException:
+            versions.cancel()  # not left running against a client about to close
             self.close(abort=True)
             raise
 
@@ -393,6 +448,16 @@ class _SchoolFetch:
         self.executor.shutdown(wait=True, cancel_futures=True)
         if abort:
             self.writer.abort()
+
+
+def _summarise(problems: list[str], at_most: int = 4) -> str:
+    """Distinct problems as one line: the first few and the last (a server that ignores
+    `offset` breaks a chain a dozen times the same way)."""
+    distinct = list(dict.fromkeys(problems))
+    if len(distinct) > at_most:
+        skipped = len(distinct) - at_most
+        distinct = [*distinct[: at_most - 1], f"... {skipped} more like these", distinct[-1]]
+    return "; ".join(distinct)
 
 
 def compare_reads(first: dict[str, str], second: dict[str, str]) -> list[str]:
@@ -437,6 +502,12 @@ async def fetch_snapshot_async(
     if settings is None:
         settings = FetchSettings(page_size=page_size, concurrency=concurrency)
     parse_drop_fields(drop_fields)  # a bad --drop-field fails before any request
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"base URL {public_base_url(base_url)!r} is not an http(s) URL; "
+            f"Xporter's is {PRODUCTION_BASE_URL}"
+        )
     started_at = datetime.now(UTC)
     limits = httpx.Limits(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency

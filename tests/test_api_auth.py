@@ -6,10 +6,10 @@ import base64
 from pathlib import Path
 
 import pytest
-from helpers_fetch import ESTAB, FAST, RP, assert_complete_and_exact, fetch, tree
+from helpers_fetch import ESTAB, FAST, RP, SECRET, assert_complete_and_exact, fetch, tree
 
-from snapshotter.api.auth import basic_authorization
-from snapshotter.api.errors import AuthError
+from snapshotter.api.auth import TokenAuthenticator, basic_authorization
+from snapshotter.api.errors import AuthError, FetchError
 from snapshotter.fetch import FetchSettings, fetch_snapshot
 from snapshotter.sim.quirks import Quirks
 
@@ -74,3 +74,24 @@ def test_a_token_refused_again_after_renewal_fails_without_looping(sim_server, t
         fetch(sim, tmp_path)
     assert len(_token_requests(sim)) <= 2 * 8  # two per request at most, requests cut short
     assert tree(tmp_path) == {}
+
+
+def test_a_base_url_with_no_token_endpoint_says_to_check_the_url_not_the_secret(
+    sim_server, tmp_path: Path
+):
+    sim = sim_server(pupils=60)
+    with pytest.raises(FetchError) as caught:
+        fetch_snapshot(sim.root_url + "/api/oneroster", RP, ESTAB, SECRET, tmp_path, settings=FAST)
+    message = str(caught.value)
+    assert message.startswith("token: HTTP 404") and "check --base-url" in message
+    assert "shared secret" not in message
+    assert tree(tmp_path) == {}
+
+
+def test_a_very_short_secret_is_not_blanked_out_of_every_word_of_a_message() -> None:
+    # Redaction blanks secrets and tokens out of the provider's words; one letter long, it
+    # would leave messages unreadable ("gave up after 6 attempt[redacted]").
+    assert TokenAuthenticator(RP, ESTAB, "s").redact("gave up after 6 attempts") == (
+        "gave up after 6 attempts"
+    )
+    assert TokenAuthenticator(RP, ESTAB, SECRET).redact(f"no {SECRET} here") == "no [redacted] here"

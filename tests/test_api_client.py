@@ -4,6 +4,8 @@ and Retry-After is honoured. Each against a real server on the loopback interfac
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -15,9 +17,9 @@ import pytest
 import uvicorn
 from helpers_fetch import ESTAB, FAST, RP, SECRET, tree
 
-from snapshotter.api.auth import TokenAuthenticator
+from snapshotter.api.auth import TokenAuthenticator, basic_authorization
 from snapshotter.api.client import OneRosterClient, RequestCounter
-from snapshotter.api.errors import FetchError
+from snapshotter.api.errors import AuthError, FetchError
 from snapshotter.api.retry import RetryPolicy
 from snapshotter.fetch import fetch_snapshot
 from snapshotter.sim.quirks import PageFault, Quirks
@@ -88,6 +90,79 @@ def test_a_redirect_to_another_host_is_not_followed_and_gets_no_token(tmp_path: 
             )
     assert "redirected (HTTP 302)" in str(caught.value) and "another host" in str(caught.value)
     assert seen == []  # the other host was never even asked
+    assert tree(tmp_path) == {}
+
+
+def _echoing_app(refuse_token: bool) -> Any:
+    """Refuses the credentials (or issues a token, then refuses it on every request), echoing
+    back what it was sent, as some servers' error descriptions do. The simulator never echoes
+    credentials, so this is a raw server of its own."""
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        sent = {k.decode(): v.decode() for k, v in scope["headers"]}.get("authorization", "")
+        if sent.startswith("Basic "):
+            sent += " = " + base64.b64decode(sent.split()[1]).decode()
+        if scope["path"].endswith("/auth/token") and not refuse_token:
+            body: dict[str, Any] = {"access_token": "tok-echoed-123456", "expires_in": 3600}
+            status = 200
+        elif scope["path"].endswith("/auth/token"):
+            body = {"error": "invalid_client", "error_description": f"{sent} is not known"}
+            status = 401
+        else:
+            body = {"imsx_codeMajor": "failure", "imsx_description": f"{sent} is not valid"}
+            status = 401
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "refuse_token,words",
+    [(False, "refused a freshly issued token"), (True, "refused the credentials")],
+    ids=["the bearer token echoed by a data endpoint", "the secret echoed by the token endpoint"],
+)
+def test_credentials_the_provider_echoes_back_never_reach_the_message(
+    tmp_path: Path, refuse_token: bool, words: str
+) -> None:
+    with _Served(_echoing_app(refuse_token)) as provider, pytest.raises(AuthError) as caught:
+        fetch_snapshot(provider.root_url + API_PREFIX, RP, ESTAB, SECRET, tmp_path, settings=FAST)
+    message = str(caught.value)
+    assert words in message and "[redacted]" in message
+    for secret in ("tok-echoed-123456", SECRET, basic_authorization(RP, ESTAB, SECRET)[6:]):
+        assert secret not in message
+    assert tree(tmp_path) == {}
+
+
+def _corrupt_gzip_app() -> Any:
+    """Issues tokens, then answers every data request with a body that claims gzip but is not
+    (a broken proxy); the simulator always answers plainly, so this is a raw server."""
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["path"].endswith("/auth/token"):
+            headers, body = [], b'{"access_token": "tok-123456", "expires_in": 3600}'
+        else:
+            headers = [(b"content-encoding", b"gzip")]
+            body = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 40
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def test_an_answer_that_cannot_be_decompressed_is_retried_then_fails_clearly(
+    tmp_path: Path,
+) -> None:
+    with _Served(_corrupt_gzip_app()) as provider, pytest.raises(FetchError) as caught:
+        fetch_snapshot(provider.root_url + API_PREFIX, RP, ESTAB, SECRET, tmp_path, settings=FAST)
+    message = str(caught.value)
+    assert " at offset 0: gave up after 6 attempts: the answer could not be decoded" in message
+    assert tree(tmp_path) == {}
+
+
+def test_a_base_url_that_is_not_http_fails_before_any_request(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not an http\\(s\\) URL"):
+        fetch_snapshot("xporter.groupcall.com/api", RP, ESTAB, SECRET, tmp_path, settings=FAST)
     assert tree(tmp_path) == {}
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
+from snapshotter.api.envelope import decode_json
 from snapshotter.api.errors import (
+    FetchError,
     describe_error_body,
     normalise_code_minor,
     parse_provider_statuses,
@@ -61,3 +65,22 @@ def test_ims_status_objects_are_found_wherever_servers_put_them() -> None:
     assert describe_error_body(plain, "") == "unknown_object: no such"
     assert describe_error_body({"error_description": "nope"}, "") == "nope"
     assert describe_error_body(None, "<html>Bad   Gateway</html>") == "<html>Bad Gateway</html>"
+
+
+def test_json_with_a_byte_order_mark_or_labelled_as_html_is_still_read() -> None:
+    assert decode_json("users", '\ufeff{"users": []}') == {"users": []}
+    assert decode_json("users", '{"users": []}', content_type="text/html") == {"users": []}
+
+
+@pytest.mark.parametrize(
+    "text,content_type,words",
+    [
+        ("<!DOCTYPE html><p>Down</p>", "application/json", "an HTML page"),
+        ("Service unavailable", "text/html", "an HTML page"),
+        ('{"users": [', "application/json", "not valid JSON"),
+    ],
+)
+def test_an_html_page_is_told_from_broken_json(text: str, content_type: str, words: str) -> None:
+    with pytest.raises(FetchError, match=words) as caught:
+        decode_json("users", text, offset=40, content_type=content_type)
+    assert str(caught.value).startswith("users at offset 40")

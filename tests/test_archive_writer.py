@@ -60,6 +60,8 @@ def test_identical_repeats_are_kept_once_and_conflicts_refused(tmp_path: Path) -
         assert within.value.within_page and "offset 10" in str(within.value)
         with pytest.raises(SnapshotDataError, match="offset 4: a record has no sourcedId"):
             writer.save_records("users", [{"status": "active"}], offset=4)
+        with pytest.raises(SnapshotDataError, match="offset 5: a record's sourcedId is 42, not"):
+            writer.save_records("users", [dict(PUPIL, sourcedId=42)], offset=5)
 
 
 def test_unknown_fields_get_columns_without_clashing_with_known_ones(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ clear failure naming endpoint and offset with the archive exactly as it was."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -97,8 +98,22 @@ def test_a_failure_that_persists_fails_clearly_and_leaves_the_archive_untouched(
             "users at offset 0",
             'expected {"users": [...]}',
         ),
+        (
+            Quirks(faults=(PageFault("users", "failed_200", offset=39),)),
+            "users at offset 39",
+            "answered 200 with 0 records but said the request failed",
+        ),
     ],
-    ids=["403", "400", "malformed JSON", "an HTML page", "no sourcedId", "conflict", "envelope"],
+    ids=[
+        "403",
+        "400",
+        "malformed JSON",
+        "an HTML page",
+        "no sourcedId",
+        "conflict",
+        "envelope",
+        "a 200 that says it failed",
+    ],
 )
 def test_a_broken_answer_fails_naming_endpoint_and_offset_and_keeps_nothing(
     sim_server, archive_with_a_snapshot: Path, quirks: Quirks, endpoint: str, words: str
@@ -172,3 +187,45 @@ def test_one_token_serves_the_whole_fetch_when_it_does_not_expire(sim_server, tm
     fetch(sim, tmp_path)
     tokens = [path for method, path, _ in sim.request_log if path.endswith("/auth/token")]
     assert len(tokens) == 1
+
+
+def test_warnings_beside_a_200_are_kept_in_the_metadata(sim_server, tmp_path: Path):
+    sim = sim_server(pupils=60, quirks=Quirks(faults=(PageFault("classes", "warning"),)))
+    outcome = fetch(sim, tmp_path)
+    assert_complete_and_exact(outcome, sim)
+    endpoints = json.loads(metadata(outcome.path)["endpoints"])
+    assert endpoints["classes"]["warnings"] == [
+        "cached: Some records may be served from a cache up to 5 minutes old"
+    ]
+    assert endpoints["users"]["warnings"] == []
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [PageFault("auth/version", "401", times=9), PageFault("version", "html", times=9)],
+    ids=["/auth/version refuses the token", "/version answers an HTML page"],
+)
+def test_a_version_endpoint_that_fails_is_recorded_and_the_snapshot_still_completes(
+    sim_server, tmp_path: Path, fault: PageFault
+):
+    sim = sim_server(pupils=60, quirks=Quirks(faults=(fault,)))
+    outcome = fetch(sim, tmp_path)
+    assert_complete_and_exact(outcome, sim)
+    row = metadata(outcome.path)
+    failed, answered = ("auth_version", "provider_version")
+    if fault.endpoint == "version":
+        failed, answered = answered, failed
+    assert json.loads(row[failed])["error"].startswith(fault.endpoint)
+    assert json.loads(row[answered])["version"] == "1.1"
+
+
+def test_a_retry_after_longer_than_a_fetch_waits_fails_at_once_saying_so(
+    sim_server, tmp_path: Path
+):
+    quirks = Quirks(faults=(PageFault("users", "503", offset=0),), retry_after_s=3600)
+    with pytest.raises(FetchError) as caught:
+        fetch(sim_server(pupils=60, quirks=quirks), tmp_path)
+    message = str(caught.value)
+    assert message.startswith("users at offset 0: gave up after 1 attempt: HTTP 503")
+    assert "Retry-After: 3600 s" in message and "try again after it" in message
+    assert tree(tmp_path) == {}

@@ -80,6 +80,25 @@ def test_records_changing_while_paging_are_fetched_again_until_stable(
     assert outcome.endpoints["enrollments"].attempts >= 2
 
 
+def test_a_collection_growing_at_its_end_without_a_total_is_fetched_again_not_paged_for_ever(
+    sim_server, tmp_path: Path
+):
+    # New records land past a page that came back empty earlier in the pass, so the chain
+    # needs a page beyond that "end": the pass is unstable (it used to loop asking for it).
+    quirks = Quirks(
+        no_total_count=True,
+        ignore_sort=True,
+        drift_endpoint="enrollments",
+        drift_insert_per_page=5,
+        drift_pages=40,
+        drift_at_end=True,
+    )
+    sim = sim_server(pupils=60, quirks=quirks)
+    outcome = fetch(sim, tmp_path)
+    assert_complete_and_exact(outcome, sim)
+    assert outcome.endpoints["enrollments"].attempts >= 2
+
+
 def test_a_collection_that_never_settles_is_not_kept_and_the_reason_names_it(
     sim_server, tmp_path: Path
 ):
@@ -88,6 +107,9 @@ def test_a_collection_that_never_settles_is_not_kept_and_the_reason_names_it(
     outcome = fetch(sim, tmp_path)
     assert outcome.path is None and not outcome.complete
     assert "users" in outcome.reason and "3 attempt" in outcome.reason
+    # Nor does one answer holding the whole collection help, when records seen while paging
+    # are missing from it (a cap the total did not reveal cannot be told from a removal).
+    assert "records seen while paging are not in it" in outcome.reason
     assert tree(tmp_path) == {}
 
 
@@ -101,13 +123,59 @@ def test_allow_partial_keeps_an_unsettled_snapshot_marked_incomplete(sim_server,
     assert "users" in row["incomplete_reason"]
 
 
-def test_a_server_that_shuffles_and_ignores_sort_cannot_give_a_complete_snapshot(
-    sim_server, tmp_path: Path
+def _whole_reads(sim, collection: str) -> list[str]:  # noqa: ANN001
+    """Requests for a whole collection in one answer: no query at all."""
+    return [path for _, path, _ in sim.request_log if path.endswith(f"/{collection}")]
+
+
+@pytest.mark.parametrize(
+    "quirks",
+    [Quirks(shuffle_order=True, ignore_sort=True), Quirks(ignore_offset=True)],
+    ids=["shuffled on every request, sort ignored", "offset ignored"],
+)
+def test_a_collection_that_cannot_be_paged_is_read_whole_and_checked_against_the_total(
+    sim_server, tmp_path: Path, quirks: Quirks
 ):
-    sim = sim_server(pupils=60, quirks=Quirks(shuffle_order=True, ignore_sort=True))
+    sim = sim_server(pupils=60, quirks=quirks)
+    outcome = fetch(sim, tmp_path)
+    assert_complete_and_exact(outcome, sim)
+    enrollments = outcome.endpoints["enrollments"]
+    assert enrollments.attempts == 3 and "read whole in one request" in enrollments.note
+    assert len(_whole_reads(sim, "enrollments")) == 1
+
+
+@pytest.mark.parametrize(
+    "quirks,why",
+    [
+        (
+            Quirks(shuffle_order=True, ignore_sort=True, max_page_size=50),
+            "it held 50 records but X-Total-Count says 725",
+        ),
+        (
+            Quirks(shuffle_order=True, ignore_sort=True, no_total_count=True),
+            "no X-Total-Count came with it",
+        ),
+    ],
+    ids=["the whole read capped", "no X-Total-Count to check it against"],
+)
+def test_a_whole_read_that_cannot_be_verified_gives_no_complete_snapshot(
+    sim_server, tmp_path: Path, quirks: Quirks, why: str
+):
+    sim = sim_server(pupils=60, quirks=quirks)
     outcome = fetch(sim, tmp_path)
     assert not outcome.complete and outcome.path is None
-    assert "enrollments" in outcome.reason
+    assert "enrollments" in outcome.reason and why in outcome.reason
+    assert tree(tmp_path) == {}
+
+
+def test_a_server_that_refuses_sort_with_a_400_is_read_in_its_own_order(sim_server, tmp_path: Path):
+    sim = sim_server(pupils=60, quirks=Quirks(reject_sort=True))
+    outcome = fetch(sim, tmp_path)
+    assert_complete_and_exact(outcome, sim)
+    assert outcome.endpoints["users"].attempts == 1
+    assert any("sort=sourcedId refused" in w for w in outcome.endpoints["users"].warnings)
+    users = [p for _, p, status in sim.request_log if "/users?" in p and status == 400]
+    assert len(users) == 1  # refused once, then never asked again
 
 
 def test_duplicates_from_offset_drift_are_stored_once(sim_server, tmp_path: Path):

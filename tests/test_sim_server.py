@@ -414,6 +414,24 @@ def test_an_ignored_sort_answers_in_default_order(sim_server) -> None:
     assert ids(api.records("/users?sort=familyName&orderBy=desc")) == ids(sim.records("users"))
 
 
+def test_a_server_can_refuse_sort_and_order_by_with_a_400(sim_server) -> None:
+    sim = sim_server(quirks=Quirks(reject_sort=True))
+    api = Api(sim)
+    for query in ("sort=sourcedId", "orderBy=asc"):
+        refused = api.get(f"/users?limit=10&offset=0&{query}")
+        assert refused.status_code == 400 and minor_code(refused.json())
+    assert ids(api.records("/users?limit=10&offset=0")) == ids(sim.records("users")[:10])
+
+
+def test_a_server_can_ignore_offset_and_answer_from_the_start(sim_server) -> None:
+    sim = sim_server(quirks=Quirks(ignore_offset=True))
+    api = Api(sim)
+    first = ids(sim.records("users")[:10])
+    assert ids(api.records("/users?limit=10&offset=0")) == first
+    assert ids(api.records("/users?limit=10&offset=10")) == first
+    assert len(api.records("/users")) == len(sim.records("users"))
+
+
 def test_booleans_can_arrive_as_strings(sim_server) -> None:
     sim = sim_server(quirks=Quirks(booleans_as_strings=True))
     api = Api(sim)
@@ -454,6 +472,15 @@ def test_records_removed_between_pages_make_a_naive_pager_skip_records(sim_serve
     seen = set(ids(read_all_pages(Api(sim), "users", limit=20)))
     still_there = set(ids(sim.records("users")))
     assert still_there - seen  # skipped: present on the server, never seen by the pager
+
+
+def test_drift_can_add_records_at_the_end_instead(sim_server) -> None:
+    quirks = Quirks(drift_endpoint="users", drift_insert_per_page=2, drift_at_end=True)
+    sim = sim_server(quirks=quirks)
+    before = ids(sim.records("users"))
+    Api(sim).records("/users?limit=10&offset=0")
+    after = ids(sim.records("users"))
+    assert after[: len(before)] == before and len(after) == len(before) + 2
 
 
 def test_drift_stops_after_the_configured_number_of_pages(sim_server) -> None:
@@ -531,6 +558,30 @@ def test_a_wrong_envelope_fault_uses_the_singular_key(sim_server) -> None:
     sim = sim_server(quirks=Quirks(faults=(PageFault("users", "wrong_envelope"),)))
     body = Api(sim).get("/users?limit=5").json()
     assert list(body) == ["user"]
+
+
+def test_a_failed_200_fault_answers_no_records_and_a_failure_status(sim_server) -> None:
+    sim = sim_server(quirks=Quirks(faults=(PageFault("users", "failed_200", offset=10),)))
+    body = Api(sim).get("/users?limit=10&offset=10").json()
+    assert body["users"] == []
+    assert body["statusInfoSet"][0]["imsx_codeMajor"] == "failure"
+
+
+def test_a_warning_fault_answers_the_page_with_a_warning_beside_it(sim_server) -> None:
+    sim = sim_server(quirks=Quirks(faults=(PageFault("users", "warning"),)))
+    body = Api(sim).get("/users?limit=10&offset=0").json()
+    assert len(body["users"]) == 10
+    assert body["statusInfoSet"][0]["imsx_severity"] == "warning"
+
+
+def test_faults_on_the_version_endpoints(sim_server) -> None:
+    faults = (PageFault("version", "500"), PageFault("auth/version", "401"))
+    sim = sim_server(quirks=Quirks(faults=faults))
+    api = Api(sim)
+    assert api.get("/version").status_code == 500
+    assert httpx.get(f"{sim.base_url}/auth/version").status_code == 401
+    assert api.get("/version").status_code == 200
+    assert httpx.get(f"{sim.base_url}/auth/version").status_code == 200
 
 
 def test_a_fault_on_the_token_endpoint(sim_server) -> None:

@@ -21,6 +21,7 @@ from .errors import AuthError, FetchError, describe_error_body
 RENEW_MARGIN_S = 60.0
 
 SendToken = Callable[[dict[str, str]], Awaitable[httpx.Response]]
+_SHORTEST_REDACTED = 6
 
 
 def basic_authorization(rp: str, estab: str, secret: str) -> str:
@@ -43,6 +44,9 @@ class TokenAuthenticator:
         self.rp = rp
         self.estab = estab
         self._authorization = basic_authorization(rp, estab, secret)
+        # Everything that must never reach a message: the secret, the Basic credentials and
+        # every token issued (a provider may echo any of them back in an error body).
+        self._never_shown = {secret, self._authorization.split()[1]}
         self._clock = clock
         self._token: str | None = None
         self._renew_at: float | None = None
@@ -66,6 +70,7 @@ class TokenAuthenticator:
             headers = {"Authorization": self._authorization, "Accept": "application/json"}
             response = await send_token(headers)
             self._token, lifetime_s = self._read_token(response)
+            self._never_shown.add(self._token)
             self.tokens_issued += 1
             if lifetime_s is None:
                 self._renew_at = None  # no expiry given: renew when the provider says 401
@@ -73,6 +78,14 @@ class TokenAuthenticator:
                 margin = min(RENEW_MARGIN_S, lifetime_s / 10)
                 self._renew_at = self._clock() + lifetime_s - margin
             return self._token
+
+    def redact(self, text: str) -> str:
+        """`text` with the secret, the Basic credentials and any token issued blanked out."""
+        for value in sorted(self._never_shown, key=len, reverse=True):
+            # Too short a value would blank out ordinary words (a test secret such as "s").
+            if len(value) >= _SHORTEST_REDACTED and value in text:
+                text = text.replace(value, "[redacted]")
+        return text
 
     def invalidate(self, token: str) -> None:
         """Forget a token the provider refused (unless another caller already replaced it)."""
@@ -87,6 +100,14 @@ class TokenAuthenticator:
             except ValueError:
                 body = None
             said = describe_error_body(body, text)
+            if response.status_code in (404, 405):
+                # Not a verdict on the credentials: nothing answers for tokens at this address.
+                raise FetchError(
+                    "token",
+                    f"HTTP {response.status_code} from the token endpoint: {said}",
+                    hint="check --base-url: it should end in /api/ims/oneroster/v1p1/school",
+                    status=response.status_code,
+                )
             raise AuthError(
                 f"the provider refused the credentials for {self.rp}|{self.estab} "
                 f"(HTTP {response.status_code}): {said}. Check the relying party, the "

@@ -17,7 +17,7 @@ import httpx
 
 from .auth import TokenAuthenticator
 from .envelope import decode_json, records_from_envelope
-from .errors import AuthError, FetchError, describe_error_body
+from .errors import ApiError, AuthError, FetchError, describe_error_body
 from .retry import RetryPolicy, parse_retry_after, retryable
 
 PRODUCTION_BASE_URL = "https://xporter.groupcall.com/api/ims/oneroster/v1p1/school"
@@ -65,9 +65,11 @@ def _tls_verification_failed(exc: BaseException) -> bool:
     return False
 
 
-def _describe_transport_error(exc: httpx.TransportError) -> str:
+def _describe_transport_error(exc: httpx.TransportError | httpx.DecodingError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return f"no answer in time ({type(exc).__name__})"
+    if isinstance(exc, httpx.DecodingError):
+        return f"the answer could not be decoded ({exc})"
     detail = str(exc) or type(exc).__name__
     return f"connection failed: {detail}"
 
@@ -99,12 +101,35 @@ class OneRosterClient:
         self.retry_policy = retry_policy or RetryPolicy()
         self._sleep = sleep
         self.token_counter = RequestCounter()
+        # Collections whose server refused `sort`/`orderBy` with a 400 (asked without them
+        # since), and those where it took them: a later 400 there is about something else.
+        self.sort_refused: set[str] = set()
+        self.sort_accepted: set[str] = set()
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
 
+    def _redacted(self, exc: ApiError) -> ApiError:
+        """The same error with anything secret the provider echoed back blanked out."""
+        redact = self.authenticator.redact
+        if isinstance(exc, FetchError):
+            return FetchError(
+                exc.endpoint,
+                redact(exc.problem),
+                offset=exc.offset,
+                hint=exc.hint,
+                status=exc.status,
+            )
+        return type(exc)(redact(str(exc)))
+
     async def bearer_token(self) -> str:
         """A valid token: fails here, once, with the provider's words for bad credentials."""
+        try:
+            return await self._bearer_token()
+        except ApiError as exc:
+            raise self._redacted(exc) from None
+
+    async def _bearer_token(self) -> str:
 
         async def send_token(headers: dict[str, str]) -> httpx.Response:
             return await self._send(
@@ -120,31 +145,64 @@ class OneRosterClient:
         return await self.authenticator.bearer(send_token)
 
     async def get_page(
-        self, collection: str, *, offset: int, limit: int, counter: RequestCounter
+        self, collection: str, *, offset: int, limit: int | None, counter: RequestCounter
     ) -> Page:
-        """One page, sorted by sourcedId if the server obliges (checked, not trusted)."""
-        params = {"limit": limit, "offset": offset, "sort": "sourcedId", "orderBy": "asc"}
-        response = await self._get(collection, collection, params, offset, counter)
+        """One page, sorted by sourcedId if the server obliges (checked, not trusted).
+
+        `limit=None` asks for the whole collection in one answer (no limit, offset or sort),
+        which Xporter serves; other servers may cap it, so the caller must verify it.
+        """
+        try:
+            return await self._get_page(collection, offset, limit, counter)
+        except ApiError as exc:
+            raise self._redacted(exc) from None
+
+    async def _get_page(
+        self, collection: str, offset: int, limit: int | None, counter: RequestCounter
+    ) -> Page:
+        params: dict[str, Any] = {}
+        if limit is not None:
+            params = {"limit": limit, "offset": offset}
+            if collection not in self.sort_refused:
+                params |= {"sort": "sourcedId", "orderBy": "asc"}
+        warnings: list[str] = []
+        try:
+            response = await self._get(collection, collection, params, offset, counter)
+        except FetchError as exc:
+            # The guide lists `sort` and `orderBy`, but a server that does not support them
+            # may refuse the query: ask again in its own order (the page chain copes).
+            if exc.status != 400 or "sort" not in params or collection in self.sort_accepted:
+                raise
+            self.sort_refused.add(collection)
+            del params["sort"], params["orderBy"]
+            response = await self._get(collection, collection, params, offset, counter)
+            warnings.append(f"sort=sourcedId refused ({exc.problem}): read in the server's order")
+        else:
+            if "sort" in params:
+                self.sort_accepted.add(collection)
         total = _total_count(response)
         if total is not None:
             counter.total_counts.append(total)
         if response.status_code == 204 or not response.content and response.status_code != 200:
-            return Page(collection, offset, [], total, [])
+            return Page(collection, offset, [], total, warnings)
         body = decode_json(
             collection,
             response.text,
             offset=offset,
             content_type=response.headers.get("content-type", ""),
         )
-        records, warnings = records_from_envelope(collection, body, offset=offset)
-        return Page(collection, offset, records, total, warnings)
+        records, said = records_from_envelope(collection, body, offset=offset)
+        return Page(collection, offset, records, total, warnings + said)
 
     async def get_document(self, path: str, *, counter: RequestCounter) -> Any:
         """A small JSON document such as `/version`."""
-        response = await self._get(path, path, None, None, counter)
-        return decode_json(
-            path, response.text, content_type=response.headers.get("content-type", "")
-        )
+        try:
+            response = await self._get(path, path, None, None, counter)
+            return decode_json(
+                path, response.text, content_type=response.headers.get("content-type", "")
+            )
+        except ApiError as exc:
+            raise self._redacted(exc) from None
 
     async def _get(
         self,
@@ -181,6 +239,7 @@ class OneRosterClient:
                 f"HTTP {response.status_code}: {self._said(response)}",
                 offset=offset,
                 hint=_HINTS.get(response.status_code),
+                status=response.status_code,
             )
         return response
 
@@ -221,7 +280,8 @@ class OneRosterClient:
                 response = await self.http.request(
                     method, url, headers=headers, params=params, data=data
                 )
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                # A body that fails to decompress is as transient as a dropped connection.
                 if _tls_verification_failed(exc):
                     raise FetchError(
                         endpoint,
@@ -240,11 +300,15 @@ class OneRosterClient:
                 retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
             wait_s = policy.backoff_s(attempts, retry_after_s)
             if policy.gives_up(attempts, slept_s, wait_s):
+                hint = "the provider is failing or overloaded; try again later"
+                if retry_after_s is not None and retry_after_s > policy.max_retry_after_s:
+                    problem += f" (Retry-After: {retry_after_s:.0f} s, longer than a fetch waits)"
+                    hint = "the provider asked for a pause; try again after it"
                 raise FetchError(
                     endpoint,
                     f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}: {problem}",
                     offset=offset,
-                    hint="the provider is failing or overloaded; try again later",
+                    hint=hint,
                 )
             counter.retries += 1
             slept_s += wait_s

@@ -16,6 +16,10 @@ except ImportError:  # pragma: no cover
 
 from .errors import FetchError, parse_provider_statuses
 
+# codeMinor values about the order of an answer only: beside a 200 they never mean records are
+# missing, whatever severity the server gives them.
+_ORDER_ONLY = frozenset({"invalid_sort_field"})
+
 
 def loads(data: bytes | str) -> Any:
     """json.loads, through orjson when it can (raises json.JSONDecodeError either way)."""
@@ -31,19 +35,22 @@ def decode_json(
     endpoint: str, text: str, *, offset: int | None = None, content_type: str = ""
 ) -> Any:
     """Parse a JSON body, telling an HTML page (a proxy's login or error page) from bad JSON."""
-    stripped = text.lstrip()
-    if "html" in content_type.lower() or stripped[:1] == "<":
-        raise FetchError(
-            endpoint,
-            "the provider answered with an HTML page instead of JSON",
-            offset=offset,
-            hint="a proxy, login or maintenance page is in the way; check the base URL, try later",
-        )
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as some .NET stacks send
+    html = FetchError(
+        endpoint,
+        "the provider answered with an HTML page instead of JSON",
+        offset=offset,
+        hint="a proxy, login or maintenance page is in the way; check the base URL, try later",
+    )
+    if text.lstrip()[:1] == "<":
+        raise html
     try:
         # orjson first when present; the standard library then says what is wrong, or copes
         # (NaN, huge integers).
         return loads(text)
     except json.JSONDecodeError as exc:
+        if "html" in content_type.lower():
+            raise html from None  # JSON mislabelled as HTML was read above; this is a page
         raise FetchError(
             endpoint,
             f"the answer is not valid JSON ({exc.msg} at character {exc.pos})",
@@ -71,5 +78,19 @@ def records_from_envelope(
             hint="the provider's answer has the wrong shape; check the base URL points at a "
             "OneRoster v1.1 school endpoint",
         )
-    warnings = [status.summary() for status in parse_provider_statuses(body)]
-    return body[collection], warnings
+    records = body[collection]
+    statuses = parse_provider_statuses(body)
+    # A 200 that also says the request failed may hold some records or none: neither can be
+    # trusted as the collection (an empty page would end it). Only a complaint about the sort
+    # order is harmless: the chain checks the order anyway.
+    failures = [s for s in statuses if s.failed and s.code_minor not in _ORDER_ONLY]
+    if failures:
+        raise FetchError(
+            collection,
+            f"the provider answered 200 with {len(records)} records but said the request "
+            f"failed: {failures[0].summary()}",
+            offset=offset,
+            hint="an answer the provider calls a failure is not archived; try again later, and "
+            "report it to the provider if it persists",
+        )
+    return records, [status.summary() for status in statuses]

@@ -24,11 +24,18 @@ class FetchError(ApiError):
     """An endpoint could not be fetched correctly (CLI exit status 1).
 
     `endpoint` is the collection (or `version`, `token`), `offset` the page's offset when there
-    was one, `problem` what happened and `hint` what the user can do about it.
+    was one, `problem` what happened, `hint` what the user can do about it, and `status` the
+    HTTP status of the provider's answer when that is what failed.
     """
 
     def __init__(
-        self, endpoint: str, problem: str, *, offset: int | None = None, hint: str | None = None
+        self,
+        endpoint: str,
+        problem: str,
+        *,
+        offset: int | None = None,
+        hint: str | None = None,
+        status: int | None = None,
     ) -> None:
         where = endpoint if offset is None else f"{endpoint} at offset {offset}"
         message = f"{where}: {problem}"
@@ -39,6 +46,7 @@ class FetchError(ApiError):
         self.offset = offset
         self.problem = problem
         self.hint = hint
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,12 @@ class ProviderStatus:
     def summary(self) -> str:
         parts = [p for p in (self.code_minor, self.description) if p]
         return ": ".join(parts) if parts else (self.code_major or "no details")
+
+    @property
+    def failed(self) -> bool:
+        """The provider says the request failed (not merely a warning)."""
+        major = (self.code_major or "").strip().lower()
+        return major == "failure" or (self.severity or "").strip().lower() == "error"
 
 
 # Spellings seen in the wild, keyed by their letters alone.

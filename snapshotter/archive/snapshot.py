@@ -94,6 +94,7 @@ class EndpointStats:
     complete: bool = False
     stable: bool = False
     note: str | None = None
+    warnings: list[str] = field(default_factory=list)  # the provider's, beside a 200 answer
 
 
 @dataclass
@@ -240,6 +241,9 @@ def prepare_page(
             where = None if offset is None else offset + position
             if not isinstance(record, dict):
                 raise SnapshotDataError(collection, where, "a record is not a JSON object")
+            if sourced_id is not None and sourced_id != "":
+                problem = f"a record's sourcedId is {sourced_id!r}, not a string"
+                raise SnapshotDataError(collection, where, problem)
             raise SnapshotDataError(collection, where, "a record has no sourcedId")
         row, record_hash = row_of(record)
         previous = hashes.get(sourced_id)

@@ -18,7 +18,10 @@ class PageFault:
     kind: "500", "503", "429", "json" (malformed JSON, status 200), "html" (an HTML error page
     with status 200), "drop" (connection closed with no answer), "stall" (answer after
     `stall_s` seconds), "no_sourcedid" (a record without sourcedId), "dup_conflict" (two
-    different records with one sourcedId), "wrong_envelope" (the wrong envelope key), "400".
+    different records with one sourcedId), "wrong_envelope" (the wrong envelope key), "400",
+    "401" (the bearer token refused), "failed_200" (status 200, no records, and an IMS failure
+    status in `statusInfoSet`), "warning" (a normal page with a warning in `statusInfoSet`).
+    `endpoint` may also be "version" or "auth/version" (status, "html" and "drop" kinds).
     """
 
     endpoint: str
@@ -40,6 +43,8 @@ class Quirks:
     no_total_count: bool = False  # omit X-Total-Count (and Link)
     empty_page_204: bool = False  # 204 No Content, no body, for an empty page
     ignore_sort: bool = False  # accept `sort`/`orderBy` but answer in the default order
+    reject_sort: bool = False  # answer 400 to any request carrying `sort` or `orderBy`
+    ignore_offset: bool = False  # answer every request from the start, whatever `offset` says
     booleans_as_strings: bool = False  # enabledUser / primary as "true"/"false"
     inactive_status: bool = False  # send the pre-v1.1 `inactive` instead of `tobedeleted`
     shuffle_order: bool = False  # default order differs between requests (no sort sent)
@@ -49,5 +54,6 @@ class Quirks:
     drift_insert_per_page: int = 0
     drift_remove_per_page: int = 0
     drift_pages: int = 1_000_000  # stop drifting after this many page requests
+    drift_at_end: bool = False  # insert at the end of the default order instead (new joiners)
     faults: tuple[PageFault, ...] = field(default_factory=tuple)
     seed: int = 0  # for the random choices above (error_rate, shuffle_order)

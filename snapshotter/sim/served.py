@@ -99,8 +99,11 @@ class ServedCollection:
             self._taken_ids = {r["sourcedId"] for r in self.records}
         return self._taken_ids
 
-    def drift(self, insert: int, remove: int, rng: random.Random, term: int) -> None:
-        """Insert new records at the start and remove existing ones from near the start."""
+    def drift(
+        self, insert: int, remove: int, rng: random.Random, term: int, at_end: bool = False
+    ) -> None:
+        """Insert new records at the start (or the end) and remove existing ones from near the
+        start."""
         records, bodies = self._own_lists()
         for _ in range(remove):
             index = next(
@@ -118,9 +121,10 @@ class ServedCollection:
             record = self._drift_record(rng, records, term)
             self._drift_ids.add(record["sourcedId"])
             self._taken_ids_now().add(record["sourcedId"])
-            records.insert(0, record)
+            position = len(records) if at_end else 0
+            records.insert(position, record)
             for variant, variant_bodies in bodies.items():
-                variant_bodies.insert(0, self.body_of(record, variant))
+                variant_bodies.insert(position, self.body_of(record, variant))
         self.version += 1
 
     def _drift_record(

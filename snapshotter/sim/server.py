@@ -50,7 +50,7 @@ _HTML_ERROR_PAGE = (
     b"<body><h1>Service Unavailable</h1><p>The service is temporarily unavailable. "
     b"Please try again later.</p></body></html>\n"
 )
-_STATUS_FAULTS = {"400": 400, "429": 429, "500": 500, "503": 503}
+_STATUS_FAULTS = {"400": 400, "401": 401, "429": 429, "500": 500, "503": 503}
 
 
 def ims_status(
@@ -232,7 +232,11 @@ class SimState:
             return
         self._drift_pages[name] = done + 1
         self._collections[name].drift(
-            quirks.drift_insert_per_page, quirks.drift_remove_per_page, self.random(), self.term
+            quirks.drift_insert_per_page,
+            quirks.drift_remove_per_page,
+            self.random(),
+            self.term,
+            at_end=quirks.drift_at_end,
         )
 
     # --- tokens ---
@@ -317,6 +321,8 @@ def _fault_response(fault: PageFault, quirks: Quirks) -> Response | None:
         return ims_error(503, "Service unavailable: try again later", "server_busy", retry)
     if status == 500:
         return ims_error(500, "Internal server error", "internal_server_error")
+    if status == 401:
+        return ims_error(401, "Invalid bearer token", "unauthorisedrequest")
     return ims_error(400, "Bad request", "invalid_query_parameter")
 
 
@@ -424,6 +430,10 @@ def _read_page_request(
     """Raises QueryError or FilterError for options the server rejects with 400."""
     limit = _int_param(params, "limit", minimum=1)
     offset = _int_param(params, "offset", minimum=0) or 0
+    if quirks.ignore_offset:
+        offset = 0
+    if quirks.reject_sort and ("sort" in params or "orderBy" in params):
+        raise QueryError("Unsupported query parameter: sort / orderBy")
     order_by = params.get("orderBy", "asc").strip().lower()
     if order_by not in ("asc", "desc"):
         raise QueryError(f"orderBy must be asc or desc, not {params['orderBy']!r}")
@@ -523,11 +533,18 @@ def _collection(state: SimState, name: str, scope: Scope) -> Response:
     if "offset" in params:
         state.drift_after_page(name)
     state.records_served += len(chunk)
-    if not chunk and quirks.empty_page_204:
+    warnings = list(request.warnings)
+    if fault is not None and fault.kind == "failed_200":
+        chunk = []
+        warnings.append(ims_status("Could not read the records: try again", "internal_error"))
+    elif fault is not None and fault.kind == "warning":
+        description = "Some records may be served from a cache up to 5 minutes old"
+        warnings.append(ims_status(description, "cached", "warning", code_major="success"))
+    elif not chunk and quirks.empty_page_204:
         return Response(204, b"", headers, content_type=None)
     parts = [b'{"', envelope.encode(), b'":[', b",".join(chunk), b"]"]
-    if request.warnings:
-        parts += [b',"statusInfoSet":', _compact_json(list(request.warnings))]
+    if warnings:
+        parts += [b',"statusInfoSet":', _compact_json(warnings)]
     parts.append(b"}")
     body = b"".join(parts)
     if fault is not None and fault.kind == "json":
@@ -634,7 +651,8 @@ async def _route(state: SimState, scope: Scope, receive: Receive) -> Response:
     if parts == ["auth", "token"]:
         return await _token(state, scope, receive)
     if parts == ["auth", "version"]:
-        return _version(auth=True)
+        fault = state.take_fault("auth/version", None)
+        return (_fault_response(fault, state.quirks) if fault else None) or _version(auth=True)
     if parts == ["version"] or (parts[0] in ENTITY_BY_COLLECTION and len(parts) <= 2):
         return _data_endpoint(state, scope, parts[0], parts[1:])
     return ims_error(404, f"Unknown endpoint {path!r}", "unknownobject")
