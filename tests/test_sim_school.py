@@ -432,3 +432,14 @@ def test_a_school_of_10000_pupils_holds_about_120000_records() -> None:
     assert 10_000 < counts["users"] < 12_000
     assert 9 * 10_000 < counts["enrollments"] < 12 * 10_000
     assert 110_000 < sum(counts.values()) < 140_000
+
+
+@pytest.mark.parametrize("term", [1, 2, 3, 4])
+def test_no_enrollment_ends_before_it_began(term: int) -> None:
+    school = generate(seed=1, pupils=1000, term=term)
+    backwards = [
+        (e["sourcedId"], e["beginDate"], e["endDate"])
+        for e in school["enrollments"]
+        if e.get("beginDate") and e.get("endDate") and e["endDate"] < e["beginDate"]
+    ]
+    assert backwards == []

@@ -390,6 +390,8 @@ class SchoolState:
         roster = self.roster
         record = roster.get("enrollments", enrollment_id)
         if "endDate" not in record:
+            # A joiner may move or leave in the term they arrived: never end before beginning.
+            end_date = max(end_date, record.get("beginDate", ""))
             roster.edit("enrollments", enrollment_id, endDate=end_date)
         if status == "tobedeleted":
             roster.set_status("enrollments", enrollment_id, "tobedeleted")
