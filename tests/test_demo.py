@@ -6,36 +6,41 @@ import os
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from snapshotter.cli import cli
 from snapshotter.demo import DEMO_MARKER
 
 
-def test_the_demo_snapshots_advances_diffs_saves_and_prints_the_summary(tmp_path: Path) -> None:
+def test_the_demo_snapshots_advances_diffs_saves_and_prints_the_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_archive = tmp_path / "real-archive"
     runner = CliRunner(env={"SNAPSHOTTER_ARCHIVE": str(real_archive)})
-    with runner.isolated_filesystem(temp_dir=tmp_path) as cwd:
-        result = runner.invoke(cli, ["demo", "--pupils", "150"], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        archive = Path(cwd) / "demo-archive"
-        lines = result.stdout.splitlines()
-        assert lines[0].startswith("Simulated Xporter server for ")
-        assert "(150 pupils) at http://127.0.0.1:" in lines[0]
-        assert lines[1].startswith("Snapshot of term 0: ")
-        assert any(line.startswith("Snapshot of term 1: ") for line in lines)
-        assert any(line.startswith("Changes for ") for line in lines)
-        assert any("users removed" in line for line in lines)
-        assert "  snapshotter diff --archive demo-archive" in lines
-        snapshots = sorted((archive / "3281110").glob("*.db"))
-        assert len(snapshots) == 2
-        with sqlite3.connect(archive / "changes.db") as conn:
-            assert conn.execute("SELECT count(*) FROM diff_runs").fetchone()[0] == 1
-            assert conn.execute("SELECT count(*) FROM changed_records").fetchone()[0] > 0
-        # The full report is one command away, as the demo says.
-        full = runner.invoke(cli, ["diff", "--archive", "demo-archive", "--no-save"])
-        assert full.exit_code == 0
-        assert full.stdout.count("\n") > result.stdout.count("\n")
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # the demo's default archive is relative to where it runs
+    result = runner.invoke(cli, ["demo", "--pupils", "150"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    archive = Path(cwd) / "demo-archive"
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Simulated Xporter server for ")
+    assert "(150 pupils) at http://127.0.0.1:" in lines[0]
+    assert lines[1].startswith("Snapshot of term 0: ")
+    assert any(line.startswith("Snapshot of term 1: ") for line in lines)
+    assert any(line.startswith("Changes for ") for line in lines)
+    assert any("users removed" in line for line in lines)
+    assert "  snapshotter diff --archive demo-archive" in lines
+    snapshots = sorted((archive / "3281110").glob("*.db"))
+    assert len(snapshots) == 2
+    with sqlite3.connect(archive / "changes.db") as conn:
+        assert conn.execute("SELECT count(*) FROM diff_runs").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM changed_records").fetchone()[0] > 0
+    # The full report is one command away, as the demo says.
+    full = runner.invoke(cli, ["diff", "--archive", "demo-archive", "--no-save"])
+    assert full.exit_code == 0
+    assert full.stdout.count("\n") > result.stdout.count("\n")
     assert not real_archive.exists()
 
 
