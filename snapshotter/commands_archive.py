@@ -10,26 +10,25 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .api.client import PRODUCTION_BASE_URL
+from .api.defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_TIMEOUT_S,
+    PRODUCTION_BASE_URL,
+)
 from .api.errors import ApiError, AuthError
 from .archive.layout import ARCHIVE_ENV, ArchiveError, default_archive, list_snapshots
 from .archive.snapshot import SnapshotDataError
 from .config import DEFAULT_CONFIG, Config, ConfigError, load_config
-from .fetch import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_PAGE_SIZE,
-    DEFAULT_TIMEOUT_S,
-    FetchOutcome,
-    FetchSettings,
-    SchoolTarget,
-    fetch_schools,
-    fetch_snapshot,
-)
-from .importer import ImportSourceError, import_snapshot
-from .progress import ProgressDisplay
+
+# The fetch (httpx, asyncio) and the importer are imported inside the commands that use them,
+# so that every other command, and `--help`, starts without them.
+if TYPE_CHECKING:
+    from .fetch import FetchOutcome
 
 SECRET_ENV = "SNAPSHOTTER_SECRET"
 EXIT_FAILED = 1
@@ -179,6 +178,9 @@ def fetch_command(
     The last line on stdout is the new snapshot's path. The shared secret comes from
     $SNAPSHOTTER_SECRET, --secret-file or a prompt, never from the command line.
     """
+    from .fetch import FetchSettings, SchoolTarget, fetch_schools, fetch_snapshot
+    from .progress import ProgressDisplay
+
     config = _load_config(config_path)
     archive_dir = _archive(archive, config)
     settings = FetchSettings(page_size=page_size, concurrency=concurrency, timeout_s=timeout_s)
@@ -302,6 +304,8 @@ def import_command(
     One file per collection: <collection>.json (the API envelope) or <collection>.ndjson (one
     record a line). The last line on stdout is the new snapshot's path.
     """
+    from .importer import ImportSourceError, import_snapshot
+
     try:
         path = import_snapshot(
             source_dir,

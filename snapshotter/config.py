@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .api.client import PRODUCTION_BASE_URL
+from .api.defaults import PRODUCTION_BASE_URL
 from .archive.snapshot import parse_drop_fields
 
 DEFAULT_CONFIG = Path("snapshotter.toml")

@@ -28,7 +28,14 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from .api.auth import TokenAuthenticator
-from .api.client import PRODUCTION_BASE_URL, OneRosterClient, RequestCounter
+from .api.client import OneRosterClient, RequestCounter
+from .api.defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_ENDPOINT_ATTEMPTS,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_TIMEOUT_S,
+    PRODUCTION_BASE_URL,
+)
 from .api.errors import ApiError, AuthError, FetchError
 from .api.paging import PageChain, PageSummary, planned_offsets
 from .api.retry import RetryPolicy
@@ -42,17 +49,6 @@ from .archive.snapshot import (
 )
 from .canonical import canonical_with_hash
 from .model import COLLECTIONS, ENTITY_BY_COLLECTION
-
-# Connections per school. `python bench/fetch.py --sweep` (1,000 pupils, simulator in its own
-# process, 100-record cap, 2 cores), median wall seconds for --concurrency 1/2/4/8/12/16/32:
-#   20 ms latency: 3.62 2.12 1.18 0.77 0.65 0.69 0.81
-#    0 ms latency: 0.54 0.55 0.54 0.57 0.57 0.63 0.64
-# Past 8 the client's own CPU is the limit: 12 gains 15% at 20 ms, 16 and up lose. 8 keeps a
-# provider serving many schools at a browser-like load per client, for most of the gain.
-DEFAULT_CONCURRENCY = 8
-DEFAULT_PAGE_SIZE = 100  # the OneRoster default; servers cap it anyway
-DEFAULT_ENDPOINT_ATTEMPTS = 3
-DEFAULT_TIMEOUT_S = 60.0
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from snapshotter.api.client import PRODUCTION_BASE_URL
+from snapshotter.api.defaults import PRODUCTION_BASE_URL
 from snapshotter.config import ConfigError, load_config
 
 EXAMPLE = """

@@ -20,7 +20,6 @@ from .envelope import decode_json, records_from_envelope
 from .errors import ApiError, AuthError, FetchError, describe_error_body
 from .retry import RetryPolicy, parse_retry_after, retryable
 
-PRODUCTION_BASE_URL = "https://xporter.groupcall.com/api/ims/oneroster/v1p1/school"
 TOTAL_COUNT_HEADER = "X-Total-Count"
 
 Sleep = Callable[[float], Awaitable[None]]
