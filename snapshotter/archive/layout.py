@@ -67,14 +67,19 @@ def make_private_dir(path: Path) -> list[Path]:
         if probe.parent == probe:
             break
         probe = probe.parent
-    created = []
-    for directory in reversed(missing):
-        try:
-            directory.mkdir(mode=0o700)
-        except FileExistsError:
-            continue  # a concurrent fetch made it first
-        os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
-        created.append(directory)
+    created: list[Path] = []
+    try:
+        for directory in reversed(missing):
+            try:
+                directory.mkdir(mode=0o700)
+            except FileExistsError:
+                continue  # a concurrent fetch made it first
+            created.append(directory)
+            os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
+    except OSError:
+        for directory in reversed(created):  # leave nothing behind
+            directory.rmdir()
+        raise
     if not path.is_dir():
         raise ArchiveError(f"{path} exists and is not a directory")
     return created
