@@ -83,8 +83,14 @@ DAMAGE = {
     "truncated": (_first_half, "cut short"),
     "not SQLite": (_text, "not an SQLite database"),
 }
-# Random bytes in the middle spoil the tables, not the metadata: only reading them shows it.
-DAMAGED_TABLES = (_random_bytes_in_the_middle, "damaged")
+# Damage in the tables, not the metadata: only reading them (a diff) shows it.
+DAMAGED_TABLES = {
+    "damaged tables": (_random_bytes_in_the_middle, "the file is damaged"),
+    "a record not JSON": (
+        _sql("UPDATE users SET _record = '{\"sourcedId\": ', _hash = 'x' WHERE rowid = 1"),
+        "damaged, it seems",
+    ),
+}
 
 
 @pytest.fixture
@@ -108,9 +114,9 @@ def one_line_naming(result: Result, path: Path, problem: str) -> None:
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("kind", list(DAMAGE) + ["damaged tables"])
+@pytest.mark.parametrize("kind", list(DAMAGE) + list(DAMAGED_TABLES))
 def test_a_bad_snapshot_named_by_path_gets_one_line_and_exit_1(archive: Path, kind: str) -> None:
-    spoil, problem = DAMAGE.get(kind, DAMAGED_TABLES)
+    spoil, problem = {**DAMAGE, **DAMAGED_TABLES}[kind]
     old, _, bad = snapshot_files(archive)
     spoil(bad)
     before = tree(archive / ESTAB)
@@ -173,7 +179,7 @@ def test_damaged_tables_found_by_a_plain_diff_get_one_line_naming_the_file(archi
     _random_bytes_in_the_middle(bad)
     before = tree(archive)
 
-    one_line_naming(run("diff", "--archive", archive, "--no-save"), bad, "damaged")
+    one_line_naming(run("diff", "--archive", archive, "--no-save"), bad, "the file is damaged")
     assert tree(archive) == before
 
 

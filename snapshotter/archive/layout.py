@@ -209,12 +209,14 @@ def read_snapshot_info(path: Path) -> SnapshotInfo:
 
 def damage_problem(path: Path) -> str | None:
     """What is wrong with a snapshot file, reading every page of it (slow: for after a read of
-    it failed); None when nothing is."""
+    it failed); None when nothing is found."""
     try:
         with closing(open_snapshot(path)) as conn:
             read_metadata_row(conn, path)
             conn.row_factory = None
-            verdict = [row[0] for row in conn.execute("PRAGMA quick_check(1)")]
+            # integrity_check, not quick_check: it also finds indexes that disagree with
+            # their tables, which the diff's joins read.
+            verdict = [row[0] for row in conn.execute("PRAGMA integrity_check(1)")]
     except SnapshotProblem as exc:
         return str(exc)
     except sqlite3.Error as exc:
@@ -237,7 +239,11 @@ def blaming_snapshots(*paths: Path) -> Iterator[None]:
             problem = damage_problem(path)
             if problem is not None:
                 raise SnapshotFileError(path, problem) from exc
-        raise
+        if not isinstance(exc, sqlite3.DatabaseError):
+            raise
+        # Damage no check finds (a record's JSON, say) is still the files' and still one line.
+        named = " or ".join(str(path) for path in paths)
+        raise ArchiveError(f"cannot read {named} ({exc}): damaged, it seems; {ADVICE}") from exc
 
 
 @dataclass(frozen=True)
@@ -313,13 +319,14 @@ def list_archive(archive: Path, estab: str | None = None) -> ArchiveListing:
     for path in snapshot_paths(archive, estab):
         try:
             snapshots.append(read_snapshot_info(path))
-        except SnapshotFileError as exc:
+        except ArchiveError as exc:  # SnapshotFileError, or no longer a file
             match = _NAME_RE.match(path.stem)
             assert match is not None  # snapshot_paths lists only such names
             named_time = time_from_name(path)
             assert named_time is not None
+            problem = exc.problem if isinstance(exc, SnapshotFileError) else str(exc)
             unreadable.append(
-                UnreadableSnapshot(path, match["estab"], utc_iso(named_time), exc.problem)
+                UnreadableSnapshot(path, match["estab"], utc_iso(named_time), problem)
             )
     snapshots.sort(key=_listing_order)
     unreadable.sort(key=_listing_order)
