@@ -10,7 +10,9 @@ A snapshot may be named by:
 - an academic session title such as `"Autumn 2026"` or `"2026/27"`: the latest snapshot taken
   inside that session, by the dates of the session in the snapshot's own `academicSessions`.
 
-Only complete snapshots are candidates unless partial ones are allowed.
+Only complete snapshots are candidates unless partial ones are allowed. "Latest" and "the one
+before" follow the archive's order: the time each snapshot began, to the millisecond, then its
+name (`archive.layout.list_archive`); files that cannot be read are left out, never in silence.
 """
 
 from __future__ import annotations

@@ -5,7 +5,10 @@
     <archive>/changes.db                                  the change reports
 
 Names sort by time, are unique across schools, and are safe in a URL: Datasette names each
-database after its file.
+database after its file. Only to the second, though: two snapshots begun in one second are
+`-2`, `-3` in the order they finished, so lists order by each one's `started_at` (milliseconds)
+first. `list_archive` gives the readable snapshots and, apart, the files named like snapshots
+that cannot be read as one, so no caller can drop those in silence.
 """
 
 from __future__ import annotations
