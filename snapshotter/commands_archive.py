@@ -344,7 +344,10 @@ def _human_size(size: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="A JSON list instead of a table.")
 def snapshots_command(archive: Path | None, estab: str | None, as_json: bool) -> None:
     """List the snapshots in the archive, oldest first."""
-    listing = list_archive(archive or default_archive(), estab)
+    try:
+        listing = list_archive(archive or default_archive(), estab)
+    except ArchiveError as exc:  # an --estab with nothing to name files by
+        raise click.UsageError(str(exc)) from None
     # Files that cannot be read are listed in their place and said so on stderr, never skipped:
     # the newest snapshot vanishing from the list would hide a failing fetch or a full disk.
     for unreadable in listing.unreadable:
