@@ -29,11 +29,16 @@ ADVICE = "fetch a new snapshot, or move the file out of the archive"
 
 
 @cache
-def _metadata_columns() -> tuple[str, ...]:
-    """Every column of the metadata table as this version writes it (asked of SQLite itself)."""
+def _expected_columns() -> dict[str, tuple[str, ...]]:
+    """{table: columns} of a snapshot as this version writes it (the metadata table's asked of
+    SQLite itself)."""
     with closing(sqlite3.connect(":memory:")) as conn:
         conn.execute(METADATA_SQL)
-        return tuple(row[1] for row in conn.execute(f"PRAGMA table_info({METADATA_TABLE})"))
+        metadata = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({METADATA_TABLE})"))
+    expected = {METADATA_TABLE: metadata}
+    for entity in ENTITIES:
+        expected[entity.collection] = tuple(name for name, _ in columns_for(entity))
+    return expected
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -76,19 +81,19 @@ def _check_length(path: Path) -> None:
 
 
 def _check_tables(conn: sqlite3.Connection) -> None:
-    tables = {
-        name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    }
-    if METADATA_TABLE not in tables:
+    present: dict[str, set[str]] = {}
+    # One query for every table's columns: listing a large archive reads this for each file.
+    for table, column in conn.execute(
+        "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p "
+        "WHERE m.type = 'table'"
+    ):
+        present.setdefault(table, set()).add(column)
+    if METADATA_TABLE not in present:
         raise SnapshotProblem(f"it has no {METADATA_TABLE} table, so snapshotter did not write it")
-    expected = {METADATA_TABLE: _metadata_columns()}
-    for entity in ENTITIES:
-        expected[entity.collection] = tuple(name for name, _ in columns_for(entity))
-    for table, columns in expected.items():
-        if table not in tables:
+    for table, columns in _expected_columns().items():
+        if table not in present:
             raise SnapshotProblem(f"it has no {table} table")
-        present = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
-        missing = [column for column in columns if column not in present]
+        missing = [column for column in columns if column not in present[table]]
         if missing:
             named = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
             raise SnapshotProblem(
