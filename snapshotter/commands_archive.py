@@ -21,7 +21,7 @@ from .api.defaults import (
     PRODUCTION_BASE_URL,
 )
 from .api.errors import ApiError, AuthError
-from .archive.layout import ARCHIVE_ENV, ArchiveError, default_archive, list_snapshots
+from .archive.layout import ARCHIVE_ENV, ArchiveError, SnapshotInfo, default_archive, list_archive
 from .archive.snapshot import SnapshotDataError
 from .config import DEFAULT_CONFIG, Config, ConfigError, load_config
 
@@ -344,7 +344,15 @@ def _human_size(size: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="A JSON list instead of a table.")
 def snapshots_command(archive: Path | None, estab: str | None, as_json: bool) -> None:
     """List the snapshots in the archive, oldest first."""
-    infos = list_snapshots(archive or default_archive(), estab)
+    try:
+        listing = list_archive(archive or default_archive(), estab)
+    except ArchiveError as exc:  # an --estab with nothing to name files by
+        raise click.UsageError(str(exc)) from None
+    # Files that cannot be read are listed in their place and said so on stderr, never skipped:
+    # the newest snapshot vanishing from the list would hide a failing fetch or a full disk.
+    for unreadable in listing.unreadable:
+        click.echo(f"Warning: {unreadable.message}", err=True)
+    entries = listing.entries()
     if as_json:
         fields = (
             "path",
@@ -360,12 +368,20 @@ def snapshots_command(archive: Path | None, estab: str | None, as_json: bool) ->
             "content_hash",
             "source",
         )
-        click.echo(json.dumps([{f: info.as_json()[f] for f in fields} for info in infos], indent=2))
+        listed = [
+            {f: info.as_json()[f] for f in fields}
+            | {"unreadable": None if isinstance(info, SnapshotInfo) else info.reason}
+            for info in entries
+        ]
+        click.echo(json.dumps(listed, indent=2))
         return
-    if not infos:
+    if not entries:
         click.echo("No snapshots.", err=True)
         return
-    for info in infos:
+    for info in entries:
+        if not isinstance(info, SnapshotInfo):
+            click.echo(f"{info.estab}  {info.taken_at}  UNREADABLE: {info.reason}\n  {info.path}")
+            continue
         state = "complete" if info.complete else "INCOMPLETE"
         if info.complete and not info.stable:
             state += ", unstable"

@@ -77,16 +77,26 @@ def diff_command(
     the snapshots cannot or should not be compared; 3 on a mass change with
     --fail-on-mass-change.
     """
-    from .archive.layout import ArchiveError, changes_db_path, default_archive
+    from .archive.checks import ADVICE
+    from .archive.layout import ArchiveError, UnreadableSnapshot, changes_db_path, default_archive
     from .diff.session import DiffOptions, run_and_render
     from .select import check_pair, select_pair
+
+    def skipped(unreadable: UnreadableSnapshot) -> None:
+        click.echo(
+            f"Warning: skipped {unreadable.path}, which cannot be read as a snapshot: "
+            f"{unreadable.reason}; {ADVICE}",
+            err=True,
+        )
 
     archive = archive or default_archive()
     if output is not None and not output.parent.is_dir():
         raise click.ClickException(f"cannot write {output}: there is no directory {output.parent}")
     specs = [spec for spec in (old, new) if spec] + list(terms)
     try:
-        old_info, new_info = select_pair(archive, specs, estab=estab, allow_partial=allow_partial)
+        old_info, new_info = select_pair(
+            archive, specs, estab=estab, allow_partial=allow_partial, on_unreadable=skipped
+        )
         check_pair(old_info, new_info, allow_partial=allow_partial, reverse=reverse)
         options = DiffOptions(
             include_touched=include_touched,

@@ -39,6 +39,7 @@ from .api.defaults import (
 from .api.errors import ApiError, AuthError, FetchError
 from .api.paging import PageChain, PageSummary, planned_offsets
 from .api.retry import RetryPolicy
+from .archive.layout import ArchiveError
 from .archive.snapshot import (
     ConflictingRecordsError,
     EndpointStats,
@@ -627,7 +628,7 @@ async def fetch_schools_async(
                 settings=settings,
                 progress=progress,
             )
-        except (ApiError, SnapshotDataError, OSError, ValueError) as exc:
+        except (ApiError, SnapshotDataError, ArchiveError, OSError, ValueError) as exc:
             return SchoolResult(target, None, exc)
         return SchoolResult(target, outcome, None)
 

@@ -226,7 +226,9 @@ def import_snapshot(
         )
     started_at = datetime.now(UTC)
     endpoints: dict[str, EndpointStats] = {}
-    with SnapshotWriter(archive, estab, started_at=started_at, drop_fields=drop_fields) as writer:
+    with SnapshotWriter(
+        archive, estab, started_at=started_at, drop_fields=drop_fields, redo="import"
+    ) as writer:
         for collection, path in files.items():
             began = time.monotonic()
             stats = EndpointStats(attempts=1)

@@ -10,21 +10,26 @@ A snapshot may be named by:
 - an academic session title such as `"Autumn 2026"` or `"2026/27"`: the latest snapshot taken
   inside that session, by the dates of the session in the snapshot's own `academicSessions`.
 
-Only complete snapshots are candidates unless partial ones are allowed.
+Only complete snapshots are candidates unless partial ones are allowed. "Latest" and "the one
+before" follow the archive's order: the time each snapshot began, to the millisecond, then its
+name (`archive.layout.list_archive`); files that cannot be read are left out, never in silence.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
+from .archive.checks import parse_started_at
 from .archive.layout import (
     ArchiveError,
     SnapshotInfo,
-    list_snapshots,
+    UnreadableSnapshot,
+    blaming_snapshots,
+    list_archive,
     open_snapshot,
     read_snapshot_info,
     safe_estab,
@@ -62,12 +67,12 @@ def _is_path(spec: str) -> bool:
 
 def taken_moment(info: SnapshotInfo) -> datetime:
     """When a snapshot was taken (its fetch began), as an aware datetime."""
-    return datetime.fromisoformat(info.taken_at.replace("Z", "+00:00"))
+    return parse_started_at(info.taken_at)
 
 
 def _session_dates(info: SnapshotInfo, title: str) -> tuple[str, str | None] | None:
     """The (startDate, endDate) of the session titled `title` in the snapshot, if it has one."""
-    with closing(open_snapshot(info.path)) as conn:
+    with blaming_snapshots(info.path), closing(open_snapshot(info.path)) as conn:
         row = conn.execute(
             "SELECT startDate, endDate FROM academicSessions "
             "WHERE lower(trim(title)) = lower(trim(?)) AND startDate IS NOT NULL "
@@ -126,19 +131,20 @@ def select_pair(
     *,
     estab: str | None = None,
     allow_partial: bool = False,
+    on_unreadable: Callable[[UnreadableSnapshot], None],
 ) -> tuple[SnapshotInfo, SnapshotInfo]:
     """OLD and NEW from zero, one or two specs: none means the two latest snapshots; one means
-    OLD, compared with the latest."""
+    OLD, compared with the latest. Files of the school that cannot be read are left out of the
+    choice, each handed to `on_unreadable` (to say so: never skip one in silence)."""
     if len(specs) > 2:
         raise SelectionError(f"a diff compares two snapshots; {len(specs)} were named")
     candidates: list[SnapshotInfo] = []
     if not all(_is_path(spec) for spec in specs) or len(specs) < 2:
         school = school_of_archive(archive, estab)
-        candidates = [
-            info
-            for info in list_snapshots(archive, safe_estab(school))
-            if info.complete or allow_partial
-        ]
+        listing = list_archive(archive, safe_estab(school))
+        for unreadable in listing.unreadable:
+            on_unreadable(unreadable)
+        candidates = [info for info in listing.snapshots if info.complete or allow_partial]
     if not specs:
         if len(candidates) < 2:
             found = "no complete snapshot" if not candidates else "only one complete snapshot"

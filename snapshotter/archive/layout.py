@@ -5,7 +5,10 @@
     <archive>/changes.db                                  the change reports
 
 Names sort by time, are unique across schools, and are safe in a URL: Datasette names each
-database after its file.
+database after its file. Only to the second, though: two snapshots begun in one second are
+`-2`, `-3` in the order they finished, so lists order by each one's `started_at` (milliseconds)
+first. `list_archive` gives the readable snapshots and, apart, the files named like snapshots
+that cannot be read as one, so no caller can drop those in silence.
 """
 
 from __future__ import annotations
@@ -14,19 +17,30 @@ import json
 import os
 import re
 import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .schema import METADATA_TABLE
+from .checks import (
+    ADVICE,
+    SnapshotProblem,
+    parse_record_counts,
+    parse_started_at,
+    read_metadata_row,
+    sqlite_problem,
+)
 
 ARCHIVE_ENV = "SNAPSHOTTER_ARCHIVE"
 SNAPSHOT_SUFFIX = ".db"
 PARTIAL_SUFFIX = ".partial"
 CHANGES_DB = "changes.db"
 _TIME_FORMAT = "%Y-%m-%dT%H%M%SZ"
-_NAME_RE = re.compile(r"^(?P<estab>[A-Za-z0-9-]+)_(?P<time>\d{4}-\d{2}-\d{2}T\d{6}Z)(?:-\d+)?$")
+_NAME_RE = re.compile(
+    r"^(?P<estab>[A-Za-z0-9-]+)_(?P<time>\d{4}-\d{2}-\d{2}T\d{6}Z)(?:-(?P<serial>\d+))?$"
+)
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 
 
@@ -56,14 +70,19 @@ def make_private_dir(path: Path) -> list[Path]:
         if probe.parent == probe:
             break
         probe = probe.parent
-    created = []
-    for directory in reversed(missing):
-        try:
-            directory.mkdir(mode=0o700)
-        except FileExistsError:
-            continue  # a concurrent fetch made it first
-        os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
-        created.append(directory)
+    created: list[Path] = []
+    try:
+        for directory in reversed(missing):
+            try:
+                directory.mkdir(mode=0o700)
+            except FileExistsError:
+                continue  # a concurrent fetch made it first
+            created.append(directory)
+            os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
+    except OSError:
+        for directory in reversed(created):  # leave nothing behind
+            directory.rmdir()
+        raise
     if not path.is_dir():
         raise ArchiveError(f"{path} exists and is not a directory")
     return created
@@ -149,17 +168,31 @@ class SnapshotInfo:
         return result
 
 
+class SnapshotFileError(ArchiveError):
+    """A file named like a snapshot that cannot be read as one; the message names the file,
+    says why and what to do, on one line."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path} cannot be read as a snapshot: {problem}; {ADVICE}")
+        self.path = path
+        self.problem = problem
+
+
 def read_snapshot_info(path: Path) -> SnapshotInfo:
-    """The metadata row of a snapshot file, with a clear error for anything else."""
+    """The metadata row of a snapshot file, checked; `SnapshotFileError` for anything else."""
     try:
-        with open_snapshot(path) as conn:
-            conn.row_factory = sqlite3.Row
-            row = conn.execute(f"SELECT * FROM {METADATA_TABLE}").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise ArchiveError(f"{path} is not a snapshot file ({exc})") from exc
-    if row is None:
-        raise ArchiveError(f"{path} has an empty {METADATA_TABLE} table: not a finished snapshot")
-    provider_version = json.loads(row["provider_version"]) if row["provider_version"] else None
+        with closing(open_snapshot(path)) as conn:
+            row = read_metadata_row(conn, path)
+            record_counts = parse_record_counts(row["record_counts"])
+            parse_started_at(row["started_at"])
+    except SnapshotProblem as exc:
+        raise SnapshotFileError(path, str(exc)) from None
+    except sqlite3.Error as exc:
+        raise SnapshotFileError(path, sqlite_problem(exc)) from None
+    try:
+        provider_version = json.loads(row["provider_version"]) if row["provider_version"] else None
+    except (TypeError, json.JSONDecodeError):
+        provider_version = row["provider_version"]  # shown as it is: nothing relies on it
     return SnapshotInfo(
         path=path,
         estab=row["estab"],
@@ -169,7 +202,7 @@ def read_snapshot_info(path: Path) -> SnapshotInfo:
         complete=bool(row["complete"]),
         stable=bool(row["stable"]),
         incomplete_reason=row["incomplete_reason"],
-        record_counts=json.loads(row["record_counts"]),
+        record_counts=record_counts,
         content_hash=row["content_hash"],
         size_bytes=path.stat().st_size,
         source=row["source"],
@@ -177,8 +210,100 @@ def read_snapshot_info(path: Path) -> SnapshotInfo:
     )
 
 
+def damage_problem(path: Path) -> str | None:
+    """What is wrong with a snapshot file, reading every page of it (slow: for after a read of
+    it failed); None when nothing is found."""
+    try:
+        with closing(open_snapshot(path)) as conn:
+            read_metadata_row(conn, path)
+            conn.row_factory = None
+            # integrity_check, not quick_check: it also finds indexes that disagree with
+            # their tables, which the diff's joins read.
+            verdict = [row[0] for row in conn.execute("PRAGMA integrity_check(1)")]
+    except SnapshotProblem as exc:
+        return str(exc)
+    except sqlite3.Error as exc:
+        return sqlite_problem(exc)
+    if verdict == ["ok"]:
+        return None
+    # The verdict spans lines ("*** in database main ***", then the pages); one line is wanted.
+    found = [line for text in verdict for line in text.splitlines() if not line.startswith("***")]
+    return f"the file is damaged (SQLite's check: {found[0] if found else 'not ok'})"
+
+
+@contextmanager
+def blaming_snapshots(*paths: Path) -> Iterator[None]:
+    """Turn a failed read of snapshot files into `SnapshotFileError` naming the damaged file,
+    when one of them is; any other failure goes on as it was."""
+    try:
+        yield
+    except (sqlite3.DatabaseError, ValueError) as exc:  # ValueError: a damaged record's JSON
+        for path in paths:
+            problem = damage_problem(path)
+            if problem is not None:
+                raise SnapshotFileError(path, problem) from exc
+        if not isinstance(exc, sqlite3.DatabaseError):
+            raise
+        # Damage no check finds (a record's JSON, say) is still the files' and still one line.
+        named = " or ".join(str(path) for path in paths)
+        raise ArchiveError(f"cannot read {named} ({exc}): damaged, it seems; {ADVICE}") from exc
+
+
+@dataclass(frozen=True)
+class UnreadableSnapshot:
+    """A file in the archive named like a snapshot that cannot be read as one: what its name
+    says, and why it cannot be read."""
+
+    path: Path
+    estab: str
+    taken_at: str  # the time in its name, as `SnapshotInfo.taken_at` writes times
+    reason: str
+
+    @property
+    def message(self) -> str:
+        """One line for a person: the file, why, and what to do."""
+        return f"{self.path} cannot be read as a snapshot: {self.reason}; {ADVICE}"
+
+    def as_json(self) -> dict[str, Any]:
+        """Every key a readable snapshot's entry has, null but for what the name says."""
+        result: dict[str, Any] = {name: None for name in SnapshotInfo.__dataclass_fields__}
+        result.update(path=str(self.path), estab=self.estab, taken_at=self.taken_at)
+        result["unreadable"] = self.reason
+        return result
+
+
+@dataclass(frozen=True)
+class ArchiveListing:
+    """What the archive holds, oldest first: the snapshots that can be read, and the files
+    named like snapshots that cannot. Callers decide what to say about the second."""
+
+    snapshots: list[SnapshotInfo]
+    unreadable: list[UnreadableSnapshot]
+
+    def entries(self) -> list[SnapshotInfo | UnreadableSnapshot]:
+        """Both kinds together, oldest first."""
+        return sorted([*self.snapshots, *self.unreadable], key=_listing_order)
+
+
+def _name_order(path: Path) -> tuple[str, int, str]:
+    """Snapshots of one second by their `-N` serial as a number (`-10` after `-9`)."""
+    match = _NAME_RE.match(path.stem)
+    if not match:
+        return ("", 0, path.name)
+    return (match["time"], int(match["serial"] or 1), path.name)
+
+
+def _listing_order(
+    entry: SnapshotInfo | UnreadableSnapshot,
+) -> tuple[datetime, tuple[str, int, str]]:
+    """By the time the snapshot began (milliseconds, from its metadata), then by name: the `-N`
+    suffix of snapshots taken in one second says only which finished first."""
+    return (parse_started_at(entry.taken_at), _name_order(entry.path))
+
+
 def snapshot_paths(archive: Path, estab: str | None = None) -> list[Path]:
-    """Snapshot files in the archive (one school, or all), oldest first."""
+    """Snapshot files in the archive (one school, or all), in name order: by the second they
+    were taken, which `list_archive` refines by their metadata."""
     if estab is not None:
         directories = [school_dir(archive, estab)]
     else:
@@ -186,15 +311,26 @@ def snapshot_paths(archive: Path, estab: str | None = None) -> list[Path]:
     paths = []
     for directory in directories:
         paths += [p for p in directory.glob(f"*{SNAPSHOT_SUFFIX}") if _NAME_RE.match(p.stem)]
-    return sorted(paths, key=lambda p: (p.stem.split("_", 1)[-1], p.stem))
+    return sorted(paths, key=_name_order)
 
 
-def list_snapshots(archive: Path, estab: str | None = None) -> list[SnapshotInfo]:
-    """Every readable snapshot in the archive, oldest first; unreadable files are skipped."""
-    infos = []
+def list_archive(archive: Path, estab: str | None = None) -> ArchiveListing:
+    """Every snapshot file in the archive (one school, or all), each read or found unreadable,
+    oldest first by the time it began."""
+    snapshots: list[SnapshotInfo] = []
+    unreadable: list[UnreadableSnapshot] = []
     for path in snapshot_paths(archive, estab):
         try:
-            infos.append(read_snapshot_info(path))
-        except ArchiveError:
-            continue
-    return infos
+            snapshots.append(read_snapshot_info(path))
+        except ArchiveError as exc:  # SnapshotFileError, or no longer a file
+            match = _NAME_RE.match(path.stem)
+            assert match is not None  # snapshot_paths lists only such names
+            named_time = time_from_name(path)
+            assert named_time is not None
+            problem = exc.problem if isinstance(exc, SnapshotFileError) else str(exc)
+            unreadable.append(
+                UnreadableSnapshot(path, match["estab"], utc_iso(named_time), problem)
+            )
+    snapshots.sort(key=_listing_order)
+    unreadable.sort(key=_listing_order)
+    return ArchiveListing(snapshots, unreadable)

@@ -6,17 +6,19 @@ pages of records, so replaying saved responses exercises the same path as a live
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import __version__
 from ..canonical import canonical_with_hash, dumps
@@ -24,6 +26,7 @@ from ..model import COLLECTIONS, ENTITIES, ENTITY_BY_COLLECTION, Entity
 from .layout import (
     PARTIAL_SUFFIX,
     SNAPSHOT_SUFFIX,
+    ArchiveError,
     clean_stale_partials,
     make_private_dir,
     school_dir,
@@ -42,6 +45,7 @@ from .schema import (
     index_sql,
     quote,
 )
+from .write_errors import explained_write_failures
 
 
 class SnapshotDataError(Exception):
@@ -277,6 +281,21 @@ def store_chunk(prepared: PreparedPage) -> bytes:
         conn.close()
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _explained(method: _Method) -> _Method:
+    """A writer's method whose full disk or unwritable archive ends in one clear line (reads
+    too: after a failed write they fail the same way)."""
+
+    @functools.wraps(method)
+    def explained(self: SnapshotWriter, *args: Any, **kwargs: Any) -> Any:
+        with self._writing():
+            return method(self, *args, **kwargs)
+
+    return explained  # type: ignore[return-value]
+
+
 class SnapshotWriter:
     """One snapshot being written: `save_records` page by page, then `finish` or `abort`.
 
@@ -292,33 +311,61 @@ class SnapshotWriter:
         *,
         started_at: datetime | None = None,
         drop_fields: Sequence[str] = (),
+        redo: str = "fetch",
     ) -> None:
         self.started_at = started_at or datetime.now(UTC)
         self.drop_fields = sorted(set(drop_fields))
         dropped = parse_drop_fields(self.drop_fields)
         self.directory = school_dir(archive, estab)
-        # Directories this writer made are removed again by `abort` when left empty, so a
-        # failed first fetch leaves no trace.
-        self._created_dirs = make_private_dir(self.directory)
-        clean_stale_partials(self.directory)
         self.stem = snapshot_stem(estab, self.started_at)
+        self.redo = redo  # the command to run again after a full disk: "fetch", "import"
         unique = secrets.token_hex(4)
         self.partial_path = self.directory / f".{self.stem}.{unique}.{os.getpid()}{PARTIAL_SUFFIX}"
-        # Created 0600 before SQLite opens it; SQLite gives its journals the same mode.
-        fd = os.open(self.partial_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.partial_path, check_same_thread=False)
-        # The temporary file is thrown away on any failure, so durability can wait for finish.
-        self._conn.execute("PRAGMA journal_mode=OFF")
-        self._conn.execute("PRAGMA synchronous=OFF")
-        self._tables = {
-            e.collection: _TableWriter(e, dropped.get(e.collection, frozenset())) for e in ENTITIES
-        }
-        with self._conn:
-            for e in ENTITIES:
-                self._conn.execute(create_table_sql(e))
-        self._closed = False
+        self._closed = True
+        self._failure: ArchiveError | None = None
+        # Directories this writer made are removed again by `abort` when left empty, so a
+        # failed first fetch leaves no trace.
+        self._created_dirs: list[Path] = []
+        try:
+            with self._writing():
+                self._created_dirs = make_private_dir(self.directory)
+                clean_stale_partials(self.directory)
+                # Created 0600 before SQLite opens it; SQLite gives its journals the same mode.
+                fd = os.open(self.partial_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                os.close(fd)
+                self._conn = sqlite3.connect(self.partial_path, check_same_thread=False)
+                self._closed = False
+                # The temporary file is thrown away on any failure, so durability can wait for
+                # finish.
+                self._conn.execute("PRAGMA journal_mode=OFF")
+                self._conn.execute("PRAGMA synchronous=OFF")
+                self._tables = {
+                    e.collection: _TableWriter(e, dropped.get(e.collection, frozenset()))
+                    for e in ENTITIES
+                }
+                with self._conn:
+                    for e in ENTITIES:
+                        self._conn.execute(create_table_sql(e))
+        except BaseException:
+            self.abort()
+            raise
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A full disk or an unwritable archive, met inside, as one clear `ArchiveError`.
+
+        After one, the file is past saving (it has no journal to roll back with): every later
+        call fails the same way, rather than with what SQLite then makes of the file."""
+        if self._failure is not None:
+            raise type(self._failure)(*self._failure.args)
+        snapshot = self.directory / f"{self.stem}{SNAPSHOT_SUFFIX}"
+        try:
+            with explained_write_failures(snapshot, self.partial_path, self.redo):
+                yield
+        except ArchiveError as exc:
+            self._failure = exc
+            raise
 
     def __enter__(self) -> SnapshotWriter:
         return self
@@ -336,6 +383,7 @@ class SnapshotWriter:
         prepared = prepare_page(collection, self._tables[collection].dropped, records, offset)
         return self.save_prepared(prepared)
 
+    @_explained
     def save_prepared(self, prepared: PreparedPage) -> SaveResult:
         """Store a page made by `prepare_page` (which may have run in another process)."""
         collection, offset = prepared.collection, prepared.offset
@@ -352,6 +400,7 @@ class SnapshotWriter:
         duplicates = len(rows) - inserted + prepared.within_page_repeats
         return SaveResult(inserted=inserted, duplicates=duplicates)
 
+    @_explained
     def save_extras(self, collection: str, extras: list[tuple[str, dict[str, Any]]]) -> None:
         """Columns for fields not known yet, for rows already stored (see `save_chunk`)."""
         if not extras:
@@ -361,6 +410,7 @@ class SnapshotWriter:
             for sourced_id, unknown in extras:
                 self._save_unknown_scalars(table, sourced_id, unknown)
 
+    @_explained
     def save_chunk(self, collection: str, chunk: bytes, offset: int | None) -> SaveResult:
         """Copy the rows a worker stored in `chunk` (by `store_chunk`) into the snapshot, with
         the same rules as `save_prepared`: identical repeats dropped, conflicts refused."""
@@ -433,15 +483,18 @@ class SnapshotWriter:
             [_scalar_cell(v) for v in kept.values()] + [sourced_id],
         )
 
+    @_explained
     def reset(self, collection: str) -> None:
         """Forget what was saved for a collection, before fetching it again."""
         with self._lock, self._conn:
             self._conn.execute(f"DELETE FROM {quote(collection)}")
 
+    @_explained
     def count(self, collection: str) -> int:
         with self._lock:
             return self._conn.execute(f"SELECT count(*) FROM {quote(collection)}").fetchone()[0]
 
+    @_explained
     def ids(self, collection: str) -> set[str]:
         with self._lock:
             return {r[0] for r in self._conn.execute(f"SELECT sourcedId FROM {quote(collection)}")}
@@ -450,6 +503,7 @@ class SnapshotWriter:
         """The fields of a collection that are not stored (besides those never stored)."""
         return self._tables[collection].dropped
 
+    @_explained
     def hashes(self, collection: str) -> dict[str, str]:
         """{sourcedId: content hash} of what is saved for a collection."""
         with self._lock:
@@ -471,6 +525,7 @@ class SnapshotWriter:
                 digest.update("".join([line for (line,) in batch]).encode())
         return digest.hexdigest()
 
+    @_explained
     def finish(
         self,
         meta: SnapshotMeta,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..archive.layout import SnapshotInfo, read_snapshot_info
+from ..archive.layout import SnapshotInfo, blaming_snapshots, read_snapshot_info
 from ..canonical import comparable_record
 from ..model import Entity
 from .context import Pending, RecordContext
@@ -65,7 +65,11 @@ class SnapshotDiff:
         self.include_touched = include_touched
 
     def __iter__(self) -> Iterator[RecordChange]:
-        with closing(connect_pair(self.old.path, self.new.path)) as conn:
+        # A damaged page surfaces only here, reading the tables: name the file it is in.
+        with (
+            blaming_snapshots(self.old.path, self.new.path),
+            closing(connect_pair(self.old.path, self.new.path)) as conn,
+        ):
             taken_on = (self.old.taken_at[:10], self.new.taken_at[:10])
             context = RecordContext(conn, *taken_on)
             for entity, rows in differing_rows(

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass
 
-from ..archive.layout import SnapshotInfo, open_snapshot
+from ..archive.layout import SnapshotInfo, blaming_snapshots, open_snapshot
 from ..select import taken_moment
 
 # Percent of an entity removed or marked tobedeleted that the report flags when no
@@ -44,7 +44,7 @@ def current_school_year(snapshot: SnapshotInfo) -> SchoolYear | None:
     Failing that, the school year whose dates hold the time the snapshot was taken, and then the
     latest active school year.
     """
-    with closing(open_snapshot(snapshot.path)) as conn:
+    with blaming_snapshots(snapshot.path), closing(open_snapshot(snapshot.path)) as conn:
         years = {
             row[0]: SchoolYear(row[0], row[1] or row[0], row[2] or "", row[3] or "")
             for row in conn.execute(
