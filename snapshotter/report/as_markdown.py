@@ -23,6 +23,7 @@ _INLINE = re.compile(r"[\\`*_\[\]|~#$<>&]")
 _ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 # What would open a block at the start of a line or a list item: `- x`, `+ x`, `1. x`, `1) x`.
 _BLOCK_START = re.compile(r"^([-+])|^(\d+)([.)])")
+_BACKTICKS = re.compile("`+")
 # Bare addresses that GitHub's Markdown turns into links by itself.
 _AUTOLINK = re.compile(r"(?i)(?<=:)//|(?<=\bwww)\.")
 
@@ -36,8 +37,12 @@ def escape(text: str) -> str:
     """Text as itself in Markdown, on one line: no emphasis, links, HTML, headings, list items
     or table cells, whatever it holds."""
     text = _INLINE.sub(_inline, text)
-    text = _BLOCK_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", text, count=1)
-    text = _AUTOLINK.sub(lambda m: m.group().replace("/", "\\/").replace(".", "\\."), text)
+    if (start := _BLOCK_START.match(text)) is not None:
+        marker, digits, dot = start.groups()
+        escaped = f"\\{marker}" if marker else f"{digits}\\{dot}"
+        text = escaped + text[start.end() :]
+    if "//" in text or "." in text:  # most names hold neither: skip the look-behinds
+        text = _AUTOLINK.sub(lambda m: m.group().replace("/", "\\/").replace(".", "\\."), text)
     if text.startswith(" "):
         text = "&#32;" + text[1:]  # leading spaces would make an indented code block
     return printable(text)  # after: its `\x1b` and `\n` are backslash-letter, plain text
@@ -52,11 +57,12 @@ def code(text: str, *, in_table: bool = False) -> str:
         text = text.replace("|", "\\|")  # GFM ends a cell at a pipe even inside a code span
     # The fence is one backtick longer than the longest run inside, so nothing inside ends it;
     # the padding (CommonMark strips one space a side) keeps a backtick off the fence.
-    longest = max((len(run) for run in re.findall("`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    if "`" in text or (text.strip(" ") and (text[0] == " " or text[-1] == " ")):
+    if "`" in text:
+        longest = max(len(run) for run in _BACKTICKS.findall(text))
+        return f"{'`' * (longest + 1)} {text} {'`' * (longest + 1)}"
+    if text.strip(" ") and (text[0] == " " or text[-1] == " "):
         text = f" {text} "
-    return f"{fence}{text}{fence}"
+    return f"`{text}`"
 
 
 def _snapshot_row(side: str, snapshot: dict[str, Any]) -> str:
