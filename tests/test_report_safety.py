@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpers_diff import PUPILS, term_time, write_snapshot
+from markdown_it import MarkdownIt
 
 from snapshotter.cli import cli
 from snapshotter.report.as_markdown import code, escape
@@ -267,6 +268,40 @@ def test_markdown_keeps_its_shape_and_holds_no_live_html_or_links(hostile: Hosti
     # What each name was is still there to read.
     assert escape("*bold* _it_ [x](http://evil.example) ~~gone~~ $x$") in markdown
     assert "&lt;img src=x onerror=alert(1)&gt;" in markdown
+
+
+def test_rendered_markdown_holds_only_the_reports_own_markup(hostile: Hostile) -> None:
+    # A CommonMark renderer with raw HTML allowed, as a wiki or a mail client may be.
+    html = (
+        MarkdownIt("commonmark", {"html": True}).enable("table").render(report(hostile, "markdown"))
+    )
+    tags = set(re.findall(r"<([a-z0-9]+)", html))
+    assert tags <= {
+        "h1",
+        "h2",
+        "h3",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "ul",
+        "li",
+        "code",
+    }
+    assert re.findall(r"<h\d>[^<]*</h\d>", html)[1:] == [
+        "<h2>Summary</h2>",
+        "<h2>users</h2>",
+        "<h3>added (5)</h3>",
+        f"<h3>changed ({len(hostile.renamed) + 2})</h3>",
+    ]
+    for table in re.findall(r"<table>.*?</table>", html, re.S):
+        rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
+        assert {len(re.findall(r"<t[hd][ >]", row)) for row in rows} == {8}
+    records = len(hostile.renamed) + 2 + len(HOSTILE_IDS)
+    fields = len(hostile.renamed) + 2 + 3  # givenName; middleName, email; three in metadata
+    assert html.count("<li>") == records + fields  # no list item forged, none lost
 
 
 def test_markdown_code_spans_hold_any_text() -> None:
