@@ -7,10 +7,24 @@ import click
 from . import __version__
 from .commands_archive import fetch_command, import_command, snapshots_command
 from .commands_reading import demo_command, diff_command
+from .safe_text import printable
 from .sim.cli import sim
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class SafeErrorsGroup(click.Group):
+    """Every command's error message is printed with its control characters escaped: the one
+    place a click error, which may quote a provider (a partial snapshot's reason, a name), is
+    shown."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            error.message = printable(error.message)
+            raise
+
+
+@click.group(cls=SafeErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="snapshotter")
 def cli() -> None:
     """Keep an offline, queryable archive of a school's OneRoster rostering data.

@@ -24,6 +24,7 @@ from .api.errors import ApiError, AuthError
 from .archive.layout import ARCHIVE_ENV, ArchiveError, SnapshotInfo, default_archive, list_archive
 from .archive.snapshot import SnapshotDataError
 from .config import DEFAULT_CONFIG, Config, ConfigError, load_config
+from .safe_text import printable
 
 # The fetch (httpx, asyncio) and the importer are imported inside the commands that use them,
 # so that every other command, and `--help`, starts without them.
@@ -38,8 +39,14 @@ EXIT_INCOMPLETE = 3
 _SEVERITY = {0: 0, EXIT_INCOMPLETE: 1, EXIT_FAILED: 2, EXIT_AUTH: 3}
 
 
+def _warn(message: str) -> None:
+    """A line on stderr; `message` may quote the provider, so its control characters are shown
+    escaped, never obeyed (an escape code cannot clear the terminal nor a newline forge a line)."""
+    click.echo(printable(message), err=True)
+
+
 def _fail(message: str, status: int) -> None:
-    click.echo(f"Error: {message}", err=True)
+    _warn(f"Error: {message}")
     sys.exit(status)
 
 
@@ -89,7 +96,7 @@ def _report(outcome: FetchOutcome) -> None:
             EXIT_FAILED,
         )
     if not outcome.complete:
-        click.echo(f"Warning: snapshot kept but INCOMPLETE: {outcome.reason}", err=True)
+        _warn(f"Warning: snapshot kept but INCOMPLETE: {outcome.reason}")
         click.echo(str(outcome.path))
         sys.exit(EXIT_INCOMPLETE)
     click.echo(str(outcome.path))
@@ -209,15 +216,15 @@ def fetch_command(
         for result in results:
             outcome, name = result.outcome, result.target.name
             if result.error is not None:
-                click.echo(f"Error: {name}: {result.error}", err=True)
+                _warn(f"Error: {name}: {result.error}")
                 status = EXIT_AUTH if isinstance(result.error, AuthError) else EXIT_FAILED
                 worst = max(worst, status, key=_SEVERITY.get)
             elif outcome is not None and outcome.path is None:
-                click.echo(f"Error: {name}: not complete, nothing kept: {outcome.reason}", err=True)
+                _warn(f"Error: {name}: not complete, nothing kept: {outcome.reason}")
                 worst = max(worst, EXIT_FAILED, key=_SEVERITY.get)
             elif outcome is not None:
                 if not outcome.complete:
-                    click.echo(f"Warning: {name}: kept INCOMPLETE: {outcome.reason}", err=True)
+                    _warn(f"Warning: {name}: kept INCOMPLETE: {outcome.reason}")
                     worst = max(worst, EXIT_INCOMPLETE, key=_SEVERITY.get)
                 click.echo(str(outcome.path))
         sys.exit(worst)

@@ -15,6 +15,7 @@ from pathlib import Path
 from .archive.layout import ArchiveError, changes_db_path, read_snapshot_info
 from .diff.session import run_and_render
 from .fetch import fetch_snapshot
+from .safe_text import printable
 from .select import check_pair
 from .sim.server import DEFAULT_CLIENTS, SimServer
 
@@ -77,7 +78,8 @@ def run_demo(
     rp, estab, secret = _credentials()
     with SimServer(pupils=pupils, term=0, seed=seed) as sim:
         school_name = _school_name(sim)
-        out(f"Simulated Xporter server for {school_name} ({pupils} pupils) at {sim.base_url}")
+        school = printable(school_name or estab)
+        out(f"Simulated Xporter server for {school} ({pupils} pupils) at {sim.base_url}")
 
         def snapshot(term: int) -> Path:
             outcome = fetch_snapshot(

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from .fetch import EndpointProgress
 from .model import COLLECTIONS
+from .safe_text import printable
 
 
 class ProgressDisplay:
@@ -26,7 +27,7 @@ class ProgressDisplay:
         self._width = 0
 
     def __call__(self, event: EndpointProgress) -> None:
-        label = event.school_name or event.estab
+        label = printable(event.school_name or event.estab)
         if label not in self.schools:
             self.schools.append(label)
         self.state[(label, event.collection)] = event
@@ -47,7 +48,7 @@ class ProgressDisplay:
         if event.attempt > 1:
             text += f" (attempt {event.attempt})"
         if event.done and event.note:
-            text += f" - {event.note}"
+            text += f" - {printable(event.note)}"  # it may quote the provider
         return text
 
     def _draw(self) -> None:
@@ -69,5 +70,5 @@ class ProgressDisplay:
             self.stream.write("\n")
             notes = [e for e in self.state.values() if e.done and e.note]
             for event in notes:
-                self.stream.write(f"{event.collection}: {event.note}\n")
+                self.stream.write(f"{event.collection}: {printable(event.note)}\n")
             self.stream.flush()

@@ -31,12 +31,20 @@ def write_snapshot(
     taken_at: datetime,
     estab: str = ESTAB,
     complete: bool = True,
+    school_name: str = SCHOOL,
+    provider_version: Any = None,
 ) -> Path:
     """A snapshot file holding `collections`, as `snapshotter fetch` would have written it."""
     with SnapshotWriter(archive, estab, started_at=taken_at) as writer:
         for collection, records in collections.items():
             writer.save_records(collection, records)
-        meta = SnapshotMeta(estab=estab, source="import", started_at=taken_at, school_name=SCHOOL)
+        meta = SnapshotMeta(
+            estab=estab,
+            source="import",
+            started_at=taken_at,
+            school_name=school_name,
+            provider_version=provider_version,
+        )
         return writer.finish(
             meta,
             complete=complete,

@@ -8,16 +8,30 @@
                   "fields": {"<path>": {"old": ..., "new": ...}}, "details": {...}}]}
 
 One change per line, so a large report can be read (and written) a line at a time.
+
+Values are exact. The characters JSON allows raw inside a string but a terminal or a script may
+act on (DEL, C1 controls, line separators, bidi overrides, lone surrogates) are written as
+`\\u` escapes, which read back as the same string: `cat report.json` is safe too.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TextIO
 
 from .saved import Report
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode  # built once: called for every value
+# Encoders escape C0 controls already. These can only stand inside a JSON string, so an escape
+# in their place is the same value.
+_RAW_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape_raw(text: str) -> str:
+    if _RAW_UNSAFE.search(text) is None:
+        return text
+    return _RAW_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def _dumps(value: Any, indent: int | None = None) -> str:
@@ -40,7 +54,7 @@ def render_json(report: Report, out: TextIO) -> None:
         ("volume", volume),
     ):
         body = _dumps(value, indent=2).replace("\n", "\n  ")
-        out.write(f'  "{key}": {body},\n')
+        out.write(_escape_raw(f'  "{key}": {body},\n'))
     out.write('  "changes": [')
     separator = "\n    "
     # The stored JSON of values and details is copied through as it is: a large report is
@@ -51,11 +65,12 @@ def render_json(report: Report, out: TextIO) -> None:
             for f in fields
         )
         label = record["label"] or record["sourcedId"]
-        out.write(
+        line = (
             f'{separator}{{"entity": {_dumps(record["entity"])}, '
             f'"sourcedId": {_dumps(record["sourcedId"])}, "change": {_dumps(record["change"])}, '
             f'"label": {_dumps(label)}, "fields": {{{field_members}}}, '
             f'"details": {record["details"]}}}'
         )
+        out.write(_escape_raw(line))
         separator = ",\n    "
     out.write("\n  ]\n}\n")

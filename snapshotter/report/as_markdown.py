@@ -1,4 +1,10 @@
-"""Markdown, for a ticket, a wiki page or an email to the data-protection officer."""
+"""Markdown, for a ticket, a wiki page or an email to the data-protection officer.
+
+Provider text (names, ids, paths, values, the school's name, the provider's version) goes in
+either as escaped text (`escape`) or as a code span (`code`), so that whatever it holds, it
+reads as itself: a newline cannot start a heading or a table row, a pipe cannot split a cell,
+a backtick cannot end a code span early, and HTML, emphasis and links stay plain text.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +12,69 @@ import re
 from typing import Any, TextIO
 
 from ..diff.kinds import ALL_KINDS
+from ..safe_text import printable
 from .saved import Report
 from .wording import KIND_WORDS, school_line, show, utc_text, volume_lines
 
-# Parentheses need no escape once brackets have one: no link can start.
-_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+# Inline syntax, each shown as itself. A backslash escape works on any ASCII punctuation in
+# CommonMark; HTML's three characters become entities, which every Markdown dialect honours.
+# Parentheses and `!` need nothing once brackets are escaped: no link or image can start.
+_INLINE = re.compile(r"[\\`*_\[\]|~#$<>&]")
+_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+# What would open a block at the start of a line or a list item: `- x`, `+ x`, `1. x`, `1) x`.
+_BLOCK_START = re.compile(r"^([-+])|^(\d+)([.)])")
+_BACKTICKS = re.compile("`+")
+# Bare addresses that GitHub's Markdown turns into links by itself.
+_AUTOLINK = re.compile(r"(?i)(?<=:)//|(?<=\bwww)\.")
+
+
+def _inline(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ENTITIES.get(char) or "\\" + char
 
 
 def escape(text: str) -> str:
-    """Text as itself in Markdown: no stray emphasis, links or table cells."""
-    return _SPECIAL.sub(r"\\\1", text)
+    """Text as itself in Markdown, on one line: no emphasis, links, HTML, headings, list items
+    or table cells, whatever it holds."""
+    text = _INLINE.sub(_inline, text)
+    if (start := _BLOCK_START.match(text)) is not None:
+        marker, digits, dot = start.groups()
+        escaped = f"\\{marker}" if marker else f"{digits}\\{dot}"
+        text = escaped + text[start.end() :]
+    if "//" in text or "." in text:  # most names hold neither: skip the look-behinds
+        text = _AUTOLINK.sub(lambda m: m.group().replace("/", "\\/").replace(".", "\\."), text)
+    if text.startswith(" "):
+        text = "&#32;" + text[1:]  # leading spaces would make an indented code block
+    return printable(text)  # after: its `\x1b` and `\n` are backslash-letter, plain text
 
 
-def code(text: str) -> str:
-    fence = "``" if "`" in text else "`"
-    return f"{fence}{text}{fence}" if fence == "`" else f"{fence} {text} {fence}"
+def code(text: str, *, in_table: bool = False) -> str:
+    """`text` as a code span, shown exactly, on one line; `in_table` for a table cell."""
+    text = printable(text)
+    if not text:
+        return "(empty)"  # a code span cannot be empty
+    if in_table:
+        text = text.replace("|", "\\|")  # GFM ends a cell at a pipe even inside a code span
+    # The fence is one backtick longer than the longest run inside, so nothing inside ends it;
+    # the padding (CommonMark strips one space a side) keeps a backtick off the fence.
+    if "`" in text:
+        longest = max(len(run) for run in _BACKTICKS.findall(text))
+        return f"{'`' * (longest + 1)} {text} {'`' * (longest + 1)}"
+    if text.strip(" ") and (text[0] == " " or text[-1] == " "):
+        text = f" {text} "
+    return f"`{text}`"
 
 
 def _snapshot_row(side: str, snapshot: dict[str, Any]) -> str:
     cells = [
         side,
-        code(snapshot["name"]),
-        utc_text(snapshot["taken_at"]),
+        code(snapshot["name"], in_table=True),
+        escape(utc_text(snapshot["taken_at"])),
         "yes" if snapshot["complete"] else "**no**",
         "yes" if snapshot["stable"] else "**no**",
         escape(str(snapshot.get("school_year") or "")),
         _provider(snapshot.get("provider_version")),
-        code(snapshot["content_hash"]),  # whole: a shortened hash proves nothing
+        code(snapshot["content_hash"], in_table=True),  # whole: a shortened hash proves nothing
     ]
     return "| " + " | ".join(cells) + " |\n"
 
@@ -41,7 +83,7 @@ def _provider(version: Any) -> str:
     """The provider's `/version` answer, as recorded in the snapshot."""
     if version is None:
         return "(not recorded)"
-    return code(version if isinstance(version, str) else show(version))
+    return code(version if isinstance(version, str) else show(version), in_table=True)
 
 
 def render_markdown(report: Report, out: TextIO) -> None:
@@ -60,7 +102,7 @@ def render_markdown(report: Report, out: TextIO) -> None:
     for entity, counts in report.summary.items():
         cells = [str(counts.get(k, 0)) for k in kinds]
         cells += [str(before.get(entity, 0)), str(after.get(entity, 0))]
-        out.write(f"| {entity} | " + " | ".join(cells) + " |\n")
+        out.write(f"| {escape(entity)} | " + " | ".join(cells) + " |\n")
     volume = volume_lines(
         report.mass_changes, report.mass_change_pct, report.rollover, report.new["school_year"]
     )
@@ -72,7 +114,7 @@ def render_markdown(report: Report, out: TextIO) -> None:
     for change in report.changes():
         if change.entity != entity:
             entity = change.entity
-            out.write(f"\n## {entity}\n")
+            out.write(f"\n## {escape(entity)}\n")
         if (change.entity, change.change) != heading:
             heading = (change.entity, change.change)
             count = report.summary.get(change.entity, {}).get(change.change, 0)

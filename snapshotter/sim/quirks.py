@@ -22,6 +22,8 @@ class PageFault:
     "401" (the bearer token refused), "failed_200" (status 200, no records, and an IMS failure
     status in `statusInfoSet`), "warning" (a normal page with a warning in `statusInfoSet`).
     `endpoint` may also be "version" or "auth/version" (status, "html" and "drop" kinds).
+    `description`: the provider's own words in a status fault's answer, in place of the usual
+    ones (a hostile provider's escape codes, say).
     """
 
     endpoint: str
@@ -29,6 +31,7 @@ class PageFault:
     offset: int | None = None
     times: int = 1
     stall_s: float = 5.0
+    description: str | None = None
 
 
 @dataclass

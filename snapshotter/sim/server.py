@@ -315,15 +315,16 @@ def _fault_response(fault: PageFault, quirks: Quirks) -> Response | None:
             return Response(0, drop=True)
         return None
     retry = [(b"retry-after", _seconds_header(quirks.retry_after_s))]
+    said = fault.description
     if status == 429:
-        return ims_error(429, "Too many requests: try again later", "server_busy", retry)
+        return ims_error(429, said or "Too many requests: try again later", "server_busy", retry)
     if status == 503:
-        return ims_error(503, "Service unavailable: try again later", "server_busy", retry)
+        return ims_error(503, said or "Service unavailable: try again later", "server_busy", retry)
     if status == 500:
-        return ims_error(500, "Internal server error", "internal_server_error")
+        return ims_error(500, said or "Internal server error", "internal_server_error")
     if status == 401:
-        return ims_error(401, "Invalid bearer token", "unauthorisedrequest")
-    return ims_error(400, "Bad request", "invalid_query_parameter")
+        return ims_error(401, said or "Invalid bearer token", "unauthorisedrequest")
+    return ims_error(400, said or "Bad request", "invalid_query_parameter")
 
 
 def _busy_or_failing(state: SimState) -> Response | None:
