@@ -148,51 +148,49 @@ def median_of(runs: int, command_for, env: dict[str, str]) -> tuple[float, float
     return statistics.median(walls), max(peaks)
 
 
-def median_with_usage(
-    runs: int,
-    command_for,  # noqa: ANN001
-    env: dict[str, str],
-    sim: SimProcess,
+def measure_with_usage(
+    command: list[str], env: dict[str, str], sim: SimProcess
 ) -> tuple[float, float, int, float]:
-    """Median wall seconds, peak MB, median requests and median server seconds of a client."""
-    walls, peaks, requests, server_s = [], [], [], []
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory() as scratch:
-            requests_before, server_before = sim.usage()
-            wall, peak = run_measured(command_for(Path(scratch)), env)
-            requests_after, server_after = sim.usage()
-        walls.append(wall)
-        peaks.append(peak)
-        requests.append(requests_after - requests_before - 1)  # less the first state request
-        server_s.append(server_after - server_before)
-    return (
-        statistics.median(walls),
-        max(peaks),
-        round(statistics.median(requests)),
-        statistics.median(server_s),
-    )
+    """Wall seconds, peak MB, requests made and server seconds used by one client run."""
+    requests_before, server_before = sim.usage()
+    wall, peak = run_measured(command, env)
+    requests_after, server_after = sim.usage()
+    # Less one: the state request that read `requests_before` is counted once answered.
+    return wall, peak, requests_after - requests_before - 1, server_after - server_before
 
 
 def compare_sort_cost(pupils: int, runs: int) -> None:
-    """Fetch against naive where an unindexed sort costs the server time on every request."""
+    """Fetch against naive where an unindexed sort costs the server time on every request.
+
+    The two clients take turns run by run, so that a machine whose load changes during the
+    benchmark weighs on both alike."""
     env = {**os.environ, "SNAPSHOTTER_SECRET": SECRET}
     sim = SimProcess(pupils)
     try:
         sim.quirks(sort_cost_ms_per_1000=SORT_COST_MS_PER_1000)
         for latency in (LATENCY_S, 0.0):
             sim.latency(latency)
-            ours, our_peak, our_requests, our_server_s = median_with_usage(
-                runs, lambda d: fetch_command(sim, d / "archive"), env, sim
+            ours, naive = [], []
+            for _ in range(runs):
+                with tempfile.TemporaryDirectory() as scratch:
+                    archive = Path(scratch) / "archive"
+                    ours.append(measure_with_usage(fetch_command(sim, archive), env, sim))
+                    database = Path(scratch) / "naive.db"
+                    naive.append(measure_with_usage(naive_command(sim, database), env, sim))
+            wall, naive_wall = (statistics.median(r[0] for r in runs_) for runs_ in (ours, naive))
+            peak, naive_peak = (max(r[1] for r in runs_) for runs_ in (ours, naive))
+            requests, naive_requests = (
+                round(statistics.median(r[2] for r in runs_)) for runs_ in (ours, naive)
             )
-            naive, naive_peak, naive_requests, naive_server_s = median_with_usage(
-                runs, lambda d: naive_command(sim, d / "naive.db"), env, sim
+            server_s, naive_server_s = (
+                statistics.median(r[3] for r in runs_) for runs_ in (ours, naive)
             )
             print(
                 f"{pupils:>6} pupils, {latency * 1000:>2.0f} ms latency, costly sort: "
-                f"fetch {ours:6.2f} s  naive {naive:6.2f} s  ratio {ours / naive:.2f}   "
-                f"requests {our_requests} / {naive_requests}   "
-                f"server time {our_server_s:.2f} s / {naive_server_s:.2f} s   "
-                f"peak {our_peak:.0f} / {naive_peak:.0f} MB   [median of {runs}]",
+                f"fetch {wall:6.2f} s  naive {naive_wall:6.2f} s  ratio {wall / naive_wall:.2f}"
+                f"   requests {requests} / {naive_requests}   "
+                f"server time {server_s:.3f} s / {naive_server_s:.3f} s   "
+                f"peak {peak:.0f} / {naive_peak:.0f} MB   [median of {runs}]",
                 flush=True,
             )
     finally:
