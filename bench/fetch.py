@@ -3,6 +3,7 @@
     python bench/fetch.py                 # 1,000 pupils (5 runs) and 10,000 pupils (3 runs)
     python bench/fetch.py --quick         # 1,000 pupils only
     python bench/fetch.py --sweep         # fetch's wall time by --concurrency, 1,000 pupils
+    python bench/fetch.py --sort-cost     # only the rows against a server where sort is costly
 
 The simulated server runs in its own process (so its CPU does not count against either
 client) with a 100-record page cap, with 20 ms added to every answer and without. Each client
@@ -13,6 +14,12 @@ correct on a capped server), each page inserted with sqlite-utils as it arrives.
 
 Targets (issue 3): fetch at most 0.35 of the naive time with latency, no slower without it,
 and under 150 MB peak at 10,000 pupils.
+
+The sort-cost rows (issue 7) run the same comparison against a server where `sort` is an
+unindexed ORDER BY: 5.6 ms of server time per sorted request on 12,000 records (the sim's
+`--sort-cost-ms-per-1000`), held while no other request is answered. They also print, for each
+client, the requests it made and the server time they used (from the sim's `/_sim/state`).
+Targets: fetch at most the naive time without latency, at most 0.35 of it at 20 ms.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ CLI = [sys.executable, "-c", "from snapshotter.cli import cli; cli()"]
 RP, ESTAB, SECRET = "partner-rp", "3281110", "super-secret"
 LATENCY_S = 0.020
 PAGE_CAP = 100
+SORT_COST_MS_PER_1000 = 5.6 / 12  # 5.6 ms per sorted request on a 12,000-record collection
 
 
 def free_port() -> int:
@@ -66,7 +74,15 @@ class SimProcess:
                 time.sleep(0.1)
 
     def latency(self, seconds: float) -> None:
-        httpx.post(f"{self.root}/_sim/quirks", json={"latency_s": seconds}).raise_for_status()
+        self.quirks(latency_s=seconds)
+
+    def quirks(self, **changes: float) -> None:
+        httpx.post(f"{self.root}/_sim/quirks", json=changes).raise_for_status()
+
+    def usage(self) -> tuple[int, float]:
+        """Requests answered so far and the server time they used."""
+        state = httpx.get(f"{self.root}/_sim/state").json()
+        return state["requests"], state["server_time_s"]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -132,6 +148,55 @@ def median_of(runs: int, command_for, env: dict[str, str]) -> tuple[float, float
     return statistics.median(walls), max(peaks)
 
 
+def measure_with_usage(
+    command: list[str], env: dict[str, str], sim: SimProcess
+) -> tuple[float, float, int, float]:
+    """Wall seconds, peak MB, requests made and server seconds used by one client run."""
+    requests_before, server_before = sim.usage()
+    wall, peak = run_measured(command, env)
+    requests_after, server_after = sim.usage()
+    # Less one: the state request that read `requests_before` is counted once answered.
+    return wall, peak, requests_after - requests_before - 1, server_after - server_before
+
+
+def compare_sort_cost(pupils: int, runs: int) -> None:
+    """Fetch against naive where an unindexed sort costs the server time on every request.
+
+    The two clients take turns run by run, so that a machine whose load changes during the
+    benchmark weighs on both alike."""
+    env = {**os.environ, "SNAPSHOTTER_SECRET": SECRET}
+    sim = SimProcess(pupils)
+    try:
+        sim.quirks(sort_cost_ms_per_1000=SORT_COST_MS_PER_1000)
+        for latency in (LATENCY_S, 0.0):
+            sim.latency(latency)
+            ours, naive = [], []
+            for _ in range(runs):
+                with tempfile.TemporaryDirectory() as scratch:
+                    archive = Path(scratch) / "archive"
+                    ours.append(measure_with_usage(fetch_command(sim, archive), env, sim))
+                    database = Path(scratch) / "naive.db"
+                    naive.append(measure_with_usage(naive_command(sim, database), env, sim))
+            wall, naive_wall = (statistics.median(r[0] for r in runs_) for runs_ in (ours, naive))
+            peak, naive_peak = (max(r[1] for r in runs_) for runs_ in (ours, naive))
+            requests, naive_requests = (
+                round(statistics.median(r[2] for r in runs_)) for runs_ in (ours, naive)
+            )
+            server_s, naive_server_s = (
+                statistics.median(r[3] for r in runs_) for runs_ in (ours, naive)
+            )
+            print(
+                f"{pupils:>6} pupils, {latency * 1000:>2.0f} ms latency, costly sort: "
+                f"fetch {wall:6.2f} s  naive {naive_wall:6.2f} s  ratio {wall / naive_wall:.2f}"
+                f"   requests {requests} / {naive_requests}   "
+                f"server time {server_s:.3f} s / {naive_server_s:.3f} s   "
+                f"peak {peak:.0f} / {naive_peak:.0f} MB   [median of {runs}]",
+                flush=True,
+            )
+    finally:
+        sim.stop()
+
+
 def compare(pupils: int, runs: int) -> None:
     env = {**os.environ, "SNAPSHOTTER_SECRET": SECRET}
     sim = SimProcess(pupils)
@@ -174,14 +239,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000 pupils only")
     parser.add_argument("--sweep", action="store_true", help="time fetch by --concurrency")
+    parser.add_argument(
+        "--sort-cost", action="store_true", help="only the rows against a costly-sort server"
+    )
     parser.add_argument("--naive", nargs=2, metavar=("BASE_URL", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.naive:
         naive_fetch(args.naive[0], Path(args.naive[1]))
     elif args.sweep:
         sweep()
+    elif args.sort_cost:
+        compare_sort_cost(1000, runs=5)
     else:
         compare(1000, runs=5)
+        compare_sort_cost(1000, runs=5)
         if not args.quick:
             compare(10_000, runs=3)
 

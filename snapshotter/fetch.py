@@ -11,6 +11,11 @@ unstable pass is thrown away and the collection fetched again (`endpoint_attempt
 it never settles, the snapshot is not complete and the reason says which collection and why.
 Some passes must also read the same twice (ids and content hashes) before they count as stable:
 see `_SchoolFetch.needs_second_read`.
+
+Pages are read in the server's own order: `sort` costs a provider an unindexed sort of the whole
+collection on every page, and the chain and the totals prove a pass complete without it. Only
+once a pass in that order did not hold are the later passes asked for `sort=sourcedId` (see
+`_SchoolFetch.fetch_collection`); the snapshot records per collection which order was read.
 """
 
 from __future__ import annotations
@@ -134,6 +139,29 @@ class _PassResult:
     ordered: bool
     pages: int
     seen: dict[str, str] = field(default_factory=dict)  # {sourcedId: hash} of a comparing read
+    front: list[tuple[str, str]] = field(default_factory=list)  # (sourcedId, hash) of page one
+
+
+# How a collection's records were read (`EndpointStats.order`).
+SERVER_ORDER, SORTED, WHOLE = "server", "sorted", "whole"
+
+
+@dataclass(frozen=True)
+class _FailedServerOrderPass:
+    """What a pass in the server's own order saw before it failed: enough to tell afterwards
+    whether the order let it down or the collection changed."""
+
+    saved: dict[str, str]  # {sourcedId: hash} it saved
+    totals: list[int]  # every X-Total-Count seen during it
+
+    def explained_by_order(self, now: dict[str, str], totals_now: list[int]) -> bool:
+        """True when a stable sorted pass (`now`, `totals_now`) shows nothing changed: every
+        total agreed and every record the failed pass saw is still there, unchanged. Then only
+        the order failed, and the collection need not be read a second time. Without totals a
+        net change cannot be ruled out, so it counts as changed (as any failed pass did)."""
+        if not self.totals or not totals_now or len(set(self.totals) | set(totals_now)) != 1:
+            return False
+        return self.saved.items() <= now.items()
 
 
 class _SchoolFetch:
@@ -179,27 +207,67 @@ class _SchoolFetch:
             )
 
     async def fetch_collection(self, collection: str) -> EndpointStats:
-        stats = EndpointStats(attempts=0)
+        """Page through a collection until a pass is stable (at most `endpoint_attempts`),
+        else read it whole.
+
+        The first pass reads in the server's own order. If it does not hold (a chain break, a
+        total that disagrees, a second read that differs), the server's order may be what
+        failed (one that reshuffles between requests cannot be paged), so every later pass
+        asks for `sort=sourcedId`. That failure counts as the collection changing (a second
+        read then confirms) unless the sorted pass shows only the order was at fault.
+        """
+        stats = EndpointStats(attempts=0, order=SERVER_ORDER)
         counter = RequestCounter()
         started = time.monotonic()
         problems: list[str] = []
         churned = False  # seen changing in an earlier attempt of this fetch
+        sort = False  # asked for once the server's own order has let a pass down
+        failed_in_server_order: _FailedServerOrderPass | None = None
+        result: _PassResult | None = None
+        read_twice = False
         try:
             for attempt in range(1, self.settings.endpoint_attempts + 1):
                 stats.attempts = attempt
                 if attempt > 1:
                     await self.write(self.writer.reset, collection)
                     await asyncio.sleep(self.settings.retry_policy.backoff_s(attempt - 1))
-                result = await self.one_pass(collection, counter, stats, attempt, save=True)
+                totals_from = len(counter.total_counts)
+                result = await self.one_pass(
+                    collection, counter, stats, attempt, save=True, sort=sort
+                )
                 problems = result.problems
                 stats.total_count_seen = result.total
-                if not problems and self.needs_second_read(result, churned):
+                saved: dict[str, str] | None = None
+                if not problems and failed_in_server_order is not None:
                     saved = await self.write(self.writer.hashes, collection)
-                    confirm = await self.one_pass(collection, counter, stats, attempt, save=False)
+                    totals = counter.total_counts[totals_from:]
+                    churned = not failed_in_server_order.explained_by_order(saved, totals)
+                    failed_in_server_order = None
+                if not problems and self.needs_second_read(result, churned):
+                    if saved is None:
+                        saved = await self.write(self.writer.hashes, collection)
+                    confirm = await self.one_pass(
+                        collection, counter, stats, attempt, save=False, sort=sort
+                    )
                     problems = confirm.problems or compare_reads(saved, confirm.seen)
+                    read_twice = True
+                elif not problems and not sort:
+                    problems = await self.check_front(collection, counter, stats, result)
                 if not problems:
                     break
-                churned = True
+                if sort:
+                    churned = True
+                    failed_in_server_order = None
+                    continue
+                sort = True
+                failed_in_server_order = _FailedServerOrderPass(
+                    await self.write(self.writer.hashes, collection),
+                    counter.total_counts[totals_from:],
+                )
+                stats.order_reason = (
+                    f"sort=sourcedId asked from attempt {attempt + 1}, as the server's own "
+                    f"order did not hold: {problems[0]}"
+                )
             if problems:
                 problems = await self.read_whole(collection, counter, stats, problems)
         except (FetchError, SnapshotDataError) as exc:
@@ -213,6 +281,8 @@ class _SchoolFetch:
             stats.duration_s = time.monotonic() - started
         stats.records = await self.write(self.writer.count, collection)
         stats.stable = stats.complete = not problems
+        if stats.order != WHOLE:
+            self.describe_order(stats, collection, result, sort, read_twice, problems)
         if problems:
             stats.note = _summarise(problems)
             if churned:
@@ -256,12 +326,89 @@ class _SchoolFetch:
             why = f"{missing} records seen while paging are not in it"
         else:
             stats.total_count_seen = total
+            stats.order = WHOLE
+            stats.order_reason = (
+                f"paging did not settle in {stats.attempts} attempts (the server's own order, "
+                "then sort=sourcedId): read in one request, verified against X-Total-Count"
+            )
             stats.note = (
                 "read whole in one request (verified against X-Total-Count) after "
                 f"{stats.attempts} paged attempts did not settle, e.g. {problems[0]}"
             )
             return []
         return [*problems, f"reading it whole in one request did not help: {why}"]
+
+    async def check_front(
+        self, collection: str, counter: RequestCounter, stats: EndpointStats, kept: _PassResult
+    ) -> list[str]:
+        """Problems when the front of the server's order changed after page one was read.
+
+        Page one is read alone, before every other page, and a record replaced inside its span
+        afterwards shifts no later boundary: where a server puts new records first (newest
+        first), a removal and an insertion there would pass the chain and the totals unseen.
+        So a pass in the server's own order ends by reading that span again, at offset 1 (a
+        request the pass has not made, so no cache can answer it with page one's answer; only
+        the first record's slot is left to the totals): one request per pass.
+        """
+        front = kept.front
+        if len(front) < 2:
+            return []  # nothing to compare (such a pass is read twice anyway)
+        entity = ENTITY_BY_COLLECTION[collection]
+        dropped = self.writer.dropped_fields(collection)
+        async with self.page_slots:
+            page = await self.client.get_page(
+                collection, offset=1, limit=self.settings.page_size, counter=counter
+            )
+        stats.pages += 1
+        self.note_warnings(stats, page.warnings)
+        again = [
+            (record["sourcedId"], canonical_with_hash(entity, record, dropped)[1])
+            if isinstance(record, dict) and isinstance(record.get("sourcedId"), str)
+            else ("", "")
+            for record in page.records[: len(front) - 1]
+        ]
+        if page.total_count is not None and page.total_count != kept.total:
+            return [f"X-Total-Count changed while paging (from {kept.total} to {page.total_count})"]
+        if again != front[1:]:
+            return [
+                "the first page changed while paging: read again at offset 1 at the end of the "
+                "pass, its records were no longer the same"
+            ]
+        return []
+
+    def describe_order(
+        self,
+        stats: EndpointStats,
+        collection: str,
+        kept: _PassResult | None,
+        sort: bool,
+        read_twice: bool,
+        problems: list[str],
+    ) -> None:
+        """Say in the metadata which order the kept records were read in, and why."""
+        refused = collection in self.client.sort_refused
+        if problems or kept is None:
+            stats.order = SORTED if sort and not refused else SERVER_ORDER
+            read = stats.order_reason or "read in the server's own order"
+            stats.order_reason = f"{read}; not complete (see note)"
+            return
+        if not sort:
+            proofs = ["the pages chained"]
+            if kept.total is not None:
+                proofs.append("matched X-Total-Count")
+            if read_twice:
+                proofs.append("read the same twice")
+            stats.order_reason = f"its own order held: {', '.join(proofs)}; no sort asked"
+            return
+        if kept.ordered and not refused:
+            stats.order = SORTED
+            return
+        stats.order = SERVER_ORDER
+        if refused:
+            why = "the server refused it (HTTP 400)"
+        else:
+            why = "the server ignored it (the pages did not ascend)"
+        stats.order_reason = f"{stats.order_reason}; {why}, so read in its own order"
 
     @staticmethod
     def note_warnings(stats: EndpointStats, warnings: list[str]) -> None:
@@ -274,9 +421,10 @@ class _SchoolFetch:
 
         The chain proves nothing was skipped and the totals catch any net change, but a record
         removed and another inserted between two boundaries leave both unchanged. So a
-        collection already seen changing, one whose server neither counts nor sorts (the chain
-        then rests on an order nobody promised), and one small enough to read again in a
-        single concurrent round must read the same twice.
+        collection already seen changing, one read without a total in an order that is not
+        by sourcedId (the chain then rests on an order nobody promised: the server's own, or a
+        `sort` it ignored), and one small enough to read again in a single concurrent round
+        must read the same twice.
         """
         return (
             churned
@@ -292,9 +440,11 @@ class _SchoolFetch:
         attempt: int,
         *,
         save: bool,
+        sort: bool = False,
     ) -> _PassResult:
         """Page through a collection once: into the snapshot (`save`), or into a map of
-        {sourcedId: hash} to compare with what was saved."""
+        {sourcedId: hash} to compare with what was saved. In the server's own order, or
+        asking for `sort=sourcedId` (checked, not trusted: see `PageChain.ordered`)."""
         chain = PageChain()
         first_total_index = len(counter.total_counts)
         seen: dict[str, str] = {}
@@ -303,6 +453,7 @@ class _SchoolFetch:
         saved = 0
         pages = 0
         end_offset: int | None = None  # lowest offset that came back empty
+        front: list[tuple[str, str]] = []  # page one, for `check_front`
 
         def remember(records: list[Any], offset: int) -> None:
             for record in records:
@@ -316,13 +467,23 @@ class _SchoolFetch:
             nonlocal saved, end_offset, pages
             async with self.page_slots:
                 page = await self.client.get_page(
-                    collection, offset=offset, limit=self.settings.page_size, counter=counter
+                    collection,
+                    offset=offset,
+                    limit=self.settings.page_size,
+                    counter=counter,
+                    sort=sort,
                 )
                 summary = PageSummary.of(offset, page.records)
                 self.note_warnings(stats, page.warnings)
                 if not save:
                     remember(page.records, offset)
                 else:
+                    if offset == 0 and not sort:
+                        front.extend(
+                            (r["sourcedId"], canonical_with_hash(entity, r, dropped)[1])
+                            for r in page.records
+                            if isinstance(r, dict) and isinstance(r.get("sourcedId"), str)
+                        )
                     try:
                         result = await self.write(
                             self.writer.save_records, collection, page.records, offset=offset
@@ -392,7 +553,9 @@ class _SchoolFetch:
             problems.append(
                 f"{distinct} distinct records were returned but X-Total-Count says {totals[0]}"
             )
-        return _PassResult(problems, totals[-1] if totals else None, chain.ordered, pages, seen)
+        return _PassResult(
+            problems, totals[-1] if totals else None, chain.ordered, pages, seen, front
+        )
 
     async def version(self, path: str) -> Any:
         """`/version` and `/auth/version` for provenance: recorded, never fatal (a server may

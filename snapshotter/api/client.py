@@ -144,25 +144,32 @@ class OneRosterClient:
         return await self.authenticator.bearer(send_token)
 
     async def get_page(
-        self, collection: str, *, offset: int, limit: int | None, counter: RequestCounter
+        self,
+        collection: str,
+        *,
+        offset: int,
+        limit: int | None,
+        counter: RequestCounter,
+        sort: bool = False,
     ) -> Page:
-        """One page, sorted by sourcedId if the server obliges (checked, not trusted).
+        """One page in the server's own order or, with `sort`, sorted by sourcedId if the
+        server obliges (checked by the caller, not trusted).
 
         `limit=None` asks for the whole collection in one answer (no limit, offset or sort),
         which Xporter serves; other servers may cap it, so the caller must verify it.
         """
         try:
-            return await self._get_page(collection, offset, limit, counter)
+            return await self._get_page(collection, offset, limit, counter, sort)
         except ApiError as exc:
             raise self._redacted(exc) from None
 
     async def _get_page(
-        self, collection: str, offset: int, limit: int | None, counter: RequestCounter
+        self, collection: str, offset: int, limit: int | None, counter: RequestCounter, sort: bool
     ) -> Page:
         params: dict[str, Any] = {}
         if limit is not None:
-            params = {"limit": limit, "offset": offset}
-            if collection not in self.sort_refused:
+            params = {"offset": offset, "limit": limit}
+            if sort and collection not in self.sort_refused:
                 params |= {"sort": "sourcedId", "orderBy": "asc"}
         warnings: list[str] = []
         try:

@@ -99,6 +99,11 @@ class EndpointStats:
     stable: bool = False
     note: str | None = None
     warnings: list[str] = field(default_factory=list)  # the provider's, beside a 200 answer
+    # How the records kept were read: "server" (the server's own order, no `sort` asked),
+    # "sorted" (sort=sourcedId, honoured) or "whole" (one request, paging never settled); and
+    # why. None when not fetched (an import).
+    order: str | None = None
+    order_reason: str | None = None
 
 
 @dataclass

@@ -68,6 +68,11 @@ def describe_term(term: int) -> str:
 @click.option("--booleans-as-strings", is_flag=True, help='Send "true"/"false" strings.')
 @click.option("--inactive-status", is_flag=True, help="Send `inactive` for `tobedeleted`.")
 @click.option("--shuffle-order", is_flag=True, help="Default order changes between requests.")
+@click.option(
+    "--sort-cost-ms-per-1000",
+    default=0.0,
+    help="Server time a `sort` costs per 1,000 records, on every request (unindexed).",
+)
 @click.option("--quirk-seed", default=0, help="Seed for random errors and shuffling.")
 def serve(
     host: str,
@@ -89,6 +94,7 @@ def serve(
     booleans_as_strings: bool,
     inactive_status: bool,
     shuffle_order: bool,
+    sort_cost_ms_per_1000: float,
     quirk_seed: int,
 ) -> None:
     """Serve the synthetic school as Xporter's OneRoster v1.1 API until interrupted.
@@ -120,6 +126,7 @@ def serve(
         booleans_as_strings=booleans_as_strings,
         inactive_status=inactive_status,
         shuffle_order=shuffle_order,
+        sort_cost_ms_per_1000=sort_cost_ms_per_1000,
         seed=quirk_seed,
     )
     click.echo(f"Generating a school of {pupils} pupils (seed {seed}, term {term})...", err=True)

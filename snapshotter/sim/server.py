@@ -134,6 +134,8 @@ class SimState:
         self.request_log: list[tuple[str, str, int]] = []
         self.data_requests = 0
         self.records_served = 0
+        self.server_time_s = 0.0  # spent answering requests, added latency and stalls excluded
+        self.sort_time_s = 0.0  # of which charged for sorting (the `sort_cost_ms_per_1000` quirk)
         self.term = term
         self._collections: dict[str, ServedCollection] = {}
         self._orders: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
@@ -505,6 +507,12 @@ def _collection(state: SimState, name: str, scope: Scope) -> Response:
         positions = list(positions)
         state.random().shuffle(positions)
     total = len(positions)
+    if request.sort_path is not None and quirks.sort_cost_ms_per_1000 > 0:
+        # The order itself is cached (the simulator's CPU is not the model); the time an
+        # unindexed sort would take holds the whole server, blocking every other request.
+        sort_s = quirks.sort_cost_ms_per_1000 * total / 1_000_000
+        time.sleep(sort_s)
+        state.sort_time_s += sort_s
     page_size = total if request.limit is None else request.limit
     if quirks.max_page_size is not None:
         page_size = min(page_size, quirks.max_page_size)
@@ -638,6 +646,8 @@ def _state_summary(state: SimState) -> dict[str, Any]:
         "counts": state.counts(),
         "requests": len(state.request_log),
         "records_served": state.records_served,
+        "server_time_s": round(state.server_time_s, 6),
+        "sort_time_s": round(state.sort_time_s, 6),
         "quirks": quirks,
     }
 
@@ -681,7 +691,9 @@ def create_app(state: SimState) -> ASGIApp:
         latency_s = state.quirks.latency_s
         if latency_s > 0:
             await asyncio.sleep(latency_s)
+        started = time.perf_counter()
         response = await _route(state, scope, receive)
+        state.server_time_s += time.perf_counter() - started
         query = scope["query_string"].decode("latin-1")
         logged_path = scope["path"] + (f"?{query}" if query else "")
         state.request_log.append((scope["method"], logged_path, response.status))
