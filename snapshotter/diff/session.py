@@ -122,7 +122,12 @@ def run_and_render(
 
 
 def _write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
-    """Write `path` whole or not at all, readable by its owner only: a report names people."""
+    """Write `path` whole or not at all, readable by its owner only: a report names people.
+    A device or pipe (/dev/stdout, a FIFO) is written into, never replaced."""
+    if path.exists() and not path.is_file():
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+        return
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.unlink(missing_ok=True)  # one left by a killed run would keep its old mode
     try:
