@@ -12,7 +12,7 @@ import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +42,10 @@ from .schema import (
     index_sql,
     quote,
 )
+
+
+class PublishRefused(Exception):
+    """A finished snapshot that was not to be published after all (Ctrl-C came first)."""
 
 
 class SnapshotDataError(Exception):
@@ -478,8 +482,11 @@ class SnapshotWriter:
         complete: bool,
         stable: bool,
         incomplete_reason: str | None = None,
+        may_publish: Callable[[], bool] | None = None,
     ) -> Path:
-        """Index, hash, record provenance, make durable, then give the file its real name."""
+        """Index, hash, record provenance, make durable, then give the file its real name.
+        `may_publish`, asked just before the rename: False stops there (`PublishRefused`), and
+        `abort` then removes the file."""
         with self._lock:
             counts = {
                 c: self._conn.execute(f"SELECT count(*) FROM {quote(c)}").fetchone()[0]
@@ -498,6 +505,8 @@ class SnapshotWriter:
             self._closed = True
         with open(self.partial_path, "rb+") as handle:
             os.fsync(handle.fileno())
+        if may_publish is not None and not may_publish():
+            raise PublishRefused(f"{self.stem} was not published")
         final_path = self._publish()
         directory_fd = os.open(self.directory, os.O_RDONLY)
         try:
@@ -601,6 +610,7 @@ __all__ = [
     "store_chunk",
     "ConflictingRecordsError",
     "PreparedPage",
+    "PublishRefused",
     "prepare_page",
     "EndpointStats",
     "RECORD_COLUMN",
