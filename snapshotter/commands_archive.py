@@ -186,6 +186,7 @@ def fetch_command(
     $SNAPSHOTTER_SECRET, --secret-file or a prompt, never from the command line.
     """
     from .fetch import FetchSettings, SchoolTarget, fetch_schools, fetch_snapshot
+    from .interrupts import FetchInterrupts
     from .progress import ProgressDisplay
 
     config = _load_config(config_path)
@@ -247,31 +248,35 @@ def fetch_command(
         raise click.UsageError("give --rp and --estab (or --school NAME, or --all)")
     base_url = base_url or (config.base_url if config else PRODUCTION_BASE_URL)
     secret = _read_secret(secret_file, secret_env)
-    try:
-        outcome = fetch_snapshot(
-            base_url,
-            rp,
-            estab,
-            secret,
-            archive_dir,
-            school_name=school_name,
-            drop_fields=drop_fields,
-            allow_partial=allow_partial,
-            settings=settings,
-            progress=progress,
-        )
-    except AuthError as exc:
-        _fail(str(exc), EXIT_AUTH)
-    except (ApiError, SnapshotDataError, ArchiveError) as exc:
-        _fail(f"{exc}. Nothing was added to the archive.", EXIT_FAILED)
-    except OSError as exc:
-        _fail(f"cannot write to the archive {archive_dir}: {exc}", EXIT_FAILED)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    finally:
-        if progress:
-            progress.close()
-    _report(outcome)
+    # Ctrl-C: before the snapshot is published it stops the fetch and leaves nothing; once it
+    # is published it waits until the path is printed (exit 0), so status and archive agree.
+    with FetchInterrupts() as interrupts:
+        try:
+            outcome = fetch_snapshot(
+                base_url,
+                rp,
+                estab,
+                secret,
+                archive_dir,
+                school_name=school_name,
+                drop_fields=drop_fields,
+                allow_partial=allow_partial,
+                settings=settings,
+                progress=progress,
+                interrupts=interrupts,
+            )
+        except AuthError as exc:
+            _fail(str(exc), EXIT_AUTH)
+        except (ApiError, SnapshotDataError, ArchiveError) as exc:
+            _fail(f"{exc}. Nothing was added to the archive.", EXIT_FAILED)
+        except OSError as exc:
+            _fail(f"cannot write to the archive {archive_dir}: {exc}", EXIT_FAILED)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        finally:
+            if progress:
+                progress.close()
+        _report(outcome)
 
 
 @click.command("import")

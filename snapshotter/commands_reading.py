@@ -5,9 +5,34 @@ The heavy modules are imported inside the commands, so `snapshotter --help` stay
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
+
+
+def _refuse_output_into_archive(
+    output: Path, archive: Path, snapshots: tuple[Path, ...] = ()
+) -> None:
+    """--output must never replace the archive's own files: changes.db (and its journals),
+    a snapshot, or anything in a school's directory. Symlinks and `..` are resolved first."""
+    from .archive.layout import CHANGES_DB
+
+    target = Path(os.path.realpath(output))
+    home = Path(os.path.realpath(archive))
+    journals = {home / f"{CHANGES_DB}{suffix}" for suffix in ("", "-wal", "-journal", "-shm")}
+    if target in journals:
+        what = f"the archive's {target.name}"
+    elif target in {Path(os.path.realpath(path)) for path in snapshots}:
+        what = "a snapshot being compared"
+    elif target.is_relative_to(home) and target.parent != home:
+        what = f"inside the archive's school directory {target.parent}"
+    else:
+        return
+    raise click.UsageError(
+        f"--output {output} is {what}: the report would replace the archive's own files; "
+        "write it outside the archive"
+    )
 
 
 @click.command("diff")
@@ -92,11 +117,15 @@ def diff_command(
     archive = archive or default_archive()
     if output is not None and not output.parent.is_dir():
         raise click.ClickException(f"cannot write {output}: there is no directory {output.parent}")
+    if output is not None:
+        _refuse_output_into_archive(output, archive)
     specs = [spec for spec in (old, new) if spec] + list(terms)
     try:
         old_info, new_info = select_pair(
             archive, specs, estab=estab, allow_partial=allow_partial, on_unreadable=skipped
         )
+        if output is not None:
+            _refuse_output_into_archive(output, archive, (old_info.path, new_info.path))
         check_pair(old_info, new_info, allow_partial=allow_partial, reverse=reverse)
         options = DiffOptions(
             include_touched=include_touched,

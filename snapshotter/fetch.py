@@ -48,12 +48,14 @@ from .archive.layout import ArchiveError
 from .archive.snapshot import (
     ConflictingRecordsError,
     EndpointStats,
+    PublishRefused,
     SnapshotDataError,
     SnapshotMeta,
     SnapshotWriter,
     parse_drop_fields,
 )
 from .canonical import canonical_with_hash
+from .interrupts import FetchInterrupts
 from .model import COLLECTIONS, ENTITY_BY_COLLECTION
 
 T = TypeVar("T")
@@ -177,7 +179,9 @@ class _SchoolFetch:
         settings: FetchSettings,
         allow_partial: bool,
         progress: ProgressCallback | None,
+        interrupts: FetchInterrupts | None = None,
     ) -> None:
+        self.interrupts = interrupts
         self.client = client
         self.writer = writer
         self.estab = estab
@@ -596,6 +600,7 @@ class _SchoolFetch:
                 complete=complete,
                 stable=stable,
                 incomplete_reason=reason,
+                may_publish=None if self.interrupts is None else self.interrupts.may_publish,
             )
             self.close(abort=False)
             return outcome
@@ -657,8 +662,13 @@ async def fetch_snapshot_async(
     page_size: int = DEFAULT_PAGE_SIZE,
     settings: FetchSettings | None = None,
     progress: ProgressCallback | None = None,
+    interrupts: FetchInterrupts | None = None,
 ) -> FetchOutcome:
     """Take one snapshot of a school (see `fetch_snapshot`)."""
+    if interrupts is not None:
+        task = asyncio.current_task()
+        if task is not None:
+            interrupts.attach(task)
     if settings is None:
         settings = FetchSettings(page_size=page_size, concurrency=concurrency)
     parse_drop_fields(drop_fields)  # a bad --drop-field fails before any request
@@ -700,6 +710,7 @@ async def fetch_snapshot_async(
             settings=settings,
             allow_partial=allow_partial,
             progress=progress,
+            interrupts=interrupts,
         )
         return await school.run(meta)
 
@@ -718,6 +729,7 @@ def fetch_snapshot(
     page_size: int = DEFAULT_PAGE_SIZE,
     settings: FetchSettings | None = None,
     progress: ProgressCallback | None = None,
+    interrupts: FetchInterrupts | None = None,
 ) -> FetchOutcome:
     """Take one full snapshot of a school into `archive/<estab>/`.
 
@@ -725,23 +737,33 @@ def fetch_snapshot(
     provider refuses the credentials and `FetchError` (naming endpoint, offset and what to do)
     when an endpoint cannot be fetched; with `allow_partial`, endpoint failures instead leave a
     snapshot marked incomplete. On any failure nothing is left in the archive.
+
+    With `interrupts` (installed by the caller around the fetch and the printing of the path),
+    Ctrl-C before the snapshot is published raises `KeyboardInterrupt` with nothing left in the
+    archive; once it is published the fetch finishes and returns it.
     """
-    return asyncio.run(
-        fetch_snapshot_async(
-            base_url,
-            rp,
-            estab,
-            secret,
-            archive,
-            school_name=school_name,
-            drop_fields=drop_fields,
-            allow_partial=allow_partial,
-            concurrency=concurrency,
-            page_size=page_size,
-            settings=settings,
-            progress=progress,
+    try:
+        return asyncio.run(
+            fetch_snapshot_async(
+                base_url,
+                rp,
+                estab,
+                secret,
+                archive,
+                school_name=school_name,
+                drop_fields=drop_fields,
+                allow_partial=allow_partial,
+                concurrency=concurrency,
+                page_size=page_size,
+                settings=settings,
+                progress=progress,
+                interrupts=interrupts,
+            )
         )
-    )
+    except (asyncio.CancelledError, PublishRefused):
+        if interrupts is not None and interrupts.count:
+            raise KeyboardInterrupt from None
+        raise
 
 
 @dataclass(frozen=True)

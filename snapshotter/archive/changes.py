@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,12 +231,74 @@ def create_private_file(path: Path) -> None:
 SHAPE_VERSION = zlib.crc32((TABLES_SQL + repr(sorted(VIEWS_SQL.items()))).encode()) & 0x7FFFFFFF
 
 
+# A diff that cannot get the write lock (another diff is saving) says so on stderr after this
+# many seconds, then waits on as long as it takes: losing a report to a timeout is worse.
+LOCK_NOTICE_AFTER_S = 3.0
+LOCK_NOTICE = "waiting for changes.db: another diff is saving into {path}"
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    return exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _wait_for_lock(conn: sqlite3.Connection, statement: str, path: str) -> sqlite3.Cursor:
+    """Run `statement`, retrying as long as another connection holds the lock it needs; one
+    line on stderr the first time a wait outlasts the connection's busy timeout."""
+    told = False
+    while True:
+        try:
+            return conn.execute(statement)
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc):
+                raise
+            if not told:
+                print(LOCK_NOTICE.format(path=path), file=sys.stderr, flush=True)
+                told = True
+
+
+def _database_path(conn: sqlite3.Connection) -> str:
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return row[2] or ":memory:"
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction that holds the write lock from its start (BEGIN IMMEDIATE),
+    waiting for it as long as needed; committed at the end, rolled back on any error."""
+    path = _database_path(conn)
+    _wait_for_lock(conn, "BEGIN IMMEDIATE", path)
+    try:
+        yield conn
+        _wait_for_lock(conn, "COMMIT", path)  # waits for readers to finish, if any
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        _settle(conn)
+        raise
+
+
+def _settle(conn: sqlite3.Connection) -> None:
+    """After a failed write (a full disk), read once: SQLite then plays its journal back
+    into the file at once, instead of leaving that to whoever opens it next."""
+    with suppress(sqlite3.Error):  # else the next connection to open the file rolls it back
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+
 def ensure_shape(conn: sqlite3.Connection) -> None:
-    """Tables, indexes and views, created if missing; views always match this version."""
-    if conn.execute("PRAGMA user_version").fetchone()[0] == SHAPE_VERSION:
+    """Tables, indexes and views, created if missing; views always match this version.
+
+    Shaping happens in one write transaction, the version checked again once it holds the
+    lock: two diffs shaping a fresh (or older) database at once shape it once, in turn."""
+    path = _database_path(conn)
+    if _wait_for_lock(conn, "PRAGMA user_version", path).fetchone()[0] == SHAPE_VERSION:
         return
-    with conn:
-        conn.executescript(TABLES_SQL)
+    with write_transaction(conn):
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SHAPE_VERSION:
+            return  # another diff shaped it while this one waited
+        # One statement at a time: executescript would commit the transaction first.
+        for statement in TABLES_SQL.split(";"):
+            if statement.strip():
+                conn.execute(statement)
         for name, select in VIEWS_SQL.items():
             conn.execute(f'DROP VIEW IF EXISTS "{name}"')
             conn.execute(f'CREATE VIEW "{name}" AS {select}')
@@ -244,7 +308,20 @@ def ensure_shape(conn: sqlite3.Connection) -> None:
 def open_changes_db(path: Path) -> sqlite3.Connection:
     """The changes database at `path`, created (owner-only) and shaped if need be."""
     create_private_file(path)
-    conn = sqlite3.connect(path, timeout=30)
+    conn = sqlite3.connect(path, timeout=LOCK_NOTICE_AFTER_S)
+    try:
+        conn.row_factory = sqlite3.Row
+        ensure_shape(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def memory_changes_db() -> sqlite3.Connection:
+    """A throwaway changes database in memory: for --no-save, and for the report of a diff
+    whose save failed (a full disk must not stop the report)."""
+    conn = sqlite3.connect(":memory:")
     conn.row_factory = sqlite3.Row
     ensure_shape(conn)
     return conn

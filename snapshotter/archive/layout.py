@@ -143,7 +143,13 @@ def open_snapshot(path: Path) -> sqlite3.Connection:
     """A read-only connection: reading the archive must never change it."""
     if not path.is_file():
         raise ArchiveError(f"no snapshot file at {path}")
-    return sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+    return sqlite3.connect(read_only_uri(path), uri=True)
+
+
+def read_only_uri(path: Path) -> str:
+    """A read-only SQLite URI for `path`, percent-encoded: `#`, `?`, `%` and spaces in a
+    directory name are part of the path, never a query or a fragment."""
+    return f"{path.resolve().as_uri()}?mode=ro"
 
 
 @dataclass(frozen=True)

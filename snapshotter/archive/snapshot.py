@@ -48,6 +48,10 @@ from .schema import (
 from .write_errors import explained_write_failures
 
 
+class PublishRefused(Exception):
+    """A finished snapshot that was not to be published after all (Ctrl-C came first)."""
+
+
 class SnapshotDataError(Exception):
     """A page of records that cannot go into a snapshot as it is."""
 
@@ -538,8 +542,11 @@ class SnapshotWriter:
         complete: bool,
         stable: bool,
         incomplete_reason: str | None = None,
+        may_publish: Callable[[], bool] | None = None,
     ) -> Path:
-        """Index, hash, record provenance, make durable, then give the file its real name."""
+        """Index, hash, record provenance, make durable, then give the file its real name.
+        `may_publish`, asked just before the rename: False stops there (`PublishRefused`), and
+        `abort` then removes the file."""
         with self._lock:
             counts = {
                 c: self._conn.execute(f"SELECT count(*) FROM {quote(c)}").fetchone()[0]
@@ -558,6 +565,8 @@ class SnapshotWriter:
             self._closed = True
         with open(self.partial_path, "rb+") as handle:
             os.fsync(handle.fileno())
+        if may_publish is not None and not may_publish():
+            raise PublishRefused(f"{self.stem} was not published")
         final_path = self._publish()
         directory_fd = os.open(self.directory, os.O_RDONLY)
         try:
@@ -661,6 +670,7 @@ __all__ = [
     "store_chunk",
     "ConflictingRecordsError",
     "PreparedPage",
+    "PublishRefused",
     "prepare_page",
     "EndpointStats",
     "RECORD_COLUMN",

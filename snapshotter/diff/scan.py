@@ -20,6 +20,7 @@ from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
+from ..archive.layout import read_only_uri
 from ..archive.schema import HASH_COLUMN, RECORD_COLUMN, quote
 from ..model import ENTITIES, Entity
 
@@ -41,8 +42,8 @@ DifferingRow = tuple[str, Record | None, Record | None]
 
 def connect_pair(old_path: Path, new_path: Path) -> sqlite3.Connection:
     """One read-only connection: the old snapshot as `main`, the new one attached as `new`."""
-    conn = sqlite3.connect(f"file:{old_path.resolve()}?mode=ro", uri=True)
-    conn.execute(f"ATTACH DATABASE ? AS {NEW}", (f"file:{new_path.resolve()}?mode=ro",))
+    conn = sqlite3.connect(read_only_uri(old_path), uri=True)
+    conn.execute(f"ATTACH DATABASE ? AS {NEW}", (read_only_uri(new_path),))
     conn.row_factory = sqlite3.Row
     return conn
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 import sys
-import tempfile
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ..archive.changes import open_changes_db
-from ..archive.layout import SnapshotInfo
+from ..archive.changes import memory_changes_db, open_changes_db, write_transaction
+from ..archive.layout import ArchiveError, SnapshotInfo
 from ..report import load_report, render
-from .run import diff_and_save
+from .run import diff_into
 from .volume import MassChange
+
+# Reading a saved run back waits this long (about 24 days: as long as needed) for a lock.
+READ_WAIT_MS = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,34 @@ class DiffOutcome:
     rollover: bool
 
 
+class SaveError(ArchiveError):
+    """The report was made (and shown) but could not be kept in the changes database."""
+
+    def __init__(self, changes_db: Path, exc: BaseException) -> None:
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, OSError) and exc.strerror:
+            reason = exc.strerror
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = None if code is None else code & 0xFF
+        if primary in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR) or (
+            isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+        ):
+            advice = "free some disk space (or check the disk), then run the diff again"
+        elif primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM) or (
+            isinstance(exc, PermissionError)
+        ):
+            advice = f"make {changes_db} and its directory writable, then run the diff again"
+        else:
+            advice = (
+                f"check {changes_db} (sqlite3 {changes_db} 'PRAGMA integrity_check') or move it "
+                "aside, then run the diff again"
+            )
+        super().__init__(
+            f"the report was not saved in {changes_db}: {reason}; {advice} (or use --no-save)"
+        )
+        self.changes_db = changes_db
+
+
 def run_and_render(
     old: SnapshotInfo,
     new: SnapshotInfo,
@@ -44,33 +76,58 @@ def run_and_render(
     out: TextIO | None = None,
     examples: int | None = None,
 ) -> DiffOutcome:
-    """Diff `old` to `new`, save into `changes_db` (None: a throwaway one), write the report to
+    """Diff `old` to `new`, save into `changes_db` (None: nowhere), write the report to
     `output` (a file, written whole or not at all) or `out` (default standard output).
-    `examples`: list at most that many records of each kind in the text form."""
+    `examples`: list at most that many records of each kind in the text form.
+
+    When saving fails (a full disk, a read-only or damaged changes.db), the report is still
+    written, then `SaveError` says why it was not kept."""
     options = options or DiffOptions()
-    with tempfile.TemporaryDirectory(prefix="snapshotter-diff-") as scratch:
-        database = changes_db if changes_db is not None else Path(scratch) / "changes.db"
-        result = diff_and_save(
-            old,
-            new,
-            database,
-            include_touched=options.include_touched,
-            mass_change_pct=options.mass_change_pct,
-            options={"allow_partial": options.allow_partial, "reverse": options.reverse},
-        )
-        with closing(open_changes_db(database)) as conn:
-            report = load_report(conn, result.run_id)
-            if output is None:
-                render(report, output_format, out or sys.stdout, examples=examples)
-            else:
-                _write_atomically(
-                    output, lambda handle: render(report, output_format, handle, examples=examples)
-                )
-    return DiffOutcome(result.run_id, changes_db, result.mass_changes, result.rollover)
+    diff_options = {
+        "include_touched": options.include_touched,
+        "mass_change_pct": options.mass_change_pct,
+        "options": {"allow_partial": options.allow_partial, "reverse": options.reverse},
+    }
+
+    save_error: SaveError | None = None
+    with ExitStack() as stack:
+        saved = None
+        if changes_db is not None:
+            try:
+                conn = stack.enter_context(closing(open_changes_db(changes_db)))
+                with write_transaction(conn):
+                    result = diff_into(conn, old, new, **diff_options)
+                saved = changes_db
+            except (sqlite3.Error, OSError, ArchiveError) as exc:
+                save_error = SaveError(changes_db, exc)
+        if saved is None:
+            # Not saved (--no-save, or saving failed): the same report from a database in
+            # memory. A problem with the snapshots themselves fails here again, as itself.
+            conn = stack.enter_context(closing(memory_changes_db()))
+            with write_transaction(conn):
+                result = diff_into(conn, old, new, **diff_options)
+        else:
+            # The run is committed: reading it back waits out another diff's save however long.
+            conn.execute(f"PRAGMA busy_timeout = {READ_WAIT_MS}")
+        report = load_report(conn, result.run_id)
+        if output is None:
+            render(report, output_format, out or sys.stdout, examples=examples)
+        else:
+            _write_atomically(
+                output, lambda handle: render(report, output_format, handle, examples=examples)
+            )
+    if save_error is not None:
+        raise save_error
+    return DiffOutcome(result.run_id, saved, result.mass_changes, result.rollover)
 
 
 def _write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
-    """Write `path` whole or not at all, readable by its owner only: a report names people."""
+    """Write `path` whole or not at all, readable by its owner only: a report names people.
+    A device or pipe (/dev/stdout, a FIFO) is written into, never replaced."""
+    if path.exists() and not path.is_file():
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+        return
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.unlink(missing_ok=True)  # one left by a killed run would keep its old mode
     try:
