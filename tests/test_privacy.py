@@ -332,3 +332,47 @@ def test_allow_insecure_http_in_the_config_must_be_true_or_false(tmp_path: Path)
     config.write_text('allow_insecure_http = "yes"\n')
     result = _run(["fetch", "--config", config, "--all"])
     assert result.exit_code == 2 and "`allow_insecure_http` must be true or false" in result.stderr
+
+
+def test_a_password_in_a_snapshot_from_before_never_shows_in_a_diff(tmp_path: Path):
+    from helpers_diff import generate, term_time, write_snapshot
+
+    school = generate(seed=1, pupils=60, term=0)
+    old = write_snapshot(tmp_path, school, taken_at=term_time(0))
+    new = write_snapshot(tmp_path, school, taken_at=term_time(0).replace(day=20))
+    # As an older version stored it: the field in `_record`, hashed with it.
+    with sqlite3.connect(old) as conn:
+        conn.execute(
+            "UPDATE users SET _record = json_set(_record, '$.userPassword', 'old-hunter2'), "
+            "_hash = 'from-an-older-version' WHERE rowid = 1"
+        )
+    for form in ("text", "json", "csv", "markdown"):
+        result = _run(["diff", old, new, "--format", form, "--no-save"])
+        assert result.exit_code == 0, result.output
+        assert "hunter2" not in result.stdout and "userPassword" not in result.stdout
+    assert (
+        json.loads(_run(["diff", old, new, "--format", "json", "--no-save"]).stdout)["changes"]
+        == []
+    )
+
+
+def test_a_credential_nested_in_a_changed_value_is_taken_out_of_the_report(tmp_path: Path):
+    from helpers_diff import edited, first, generate, term_time, write_snapshot
+
+    school = generate(seed=1, pupils=60, term=0)
+    pupil = first(school, "users", role="student")
+    old = write_snapshot(tmp_path, school, taken_at=term_time(0))
+    moved = edited(school, "users", pupil["sourcedId"], metadata={"house": "Kite"})
+    new = write_snapshot(tmp_path, moved, taken_at=term_time(0).replace(day=20))
+    with sqlite3.connect(old) as conn:  # as an older version stored it
+        leaky = {"house": "Owl", "logins": [{"pin": "9876"}]}
+        conn.execute(
+            "UPDATE users SET _record = json_set(_record, '$.metadata', json(?)) "
+            "WHERE sourcedId = ?",
+            (json.dumps(leaky), pupil["sourcedId"]),
+        )
+    result = _run(["diff", old, new, "--format", "json", "--no-save"])
+    (change,) = json.loads(result.stdout)["changes"]
+    assert "9876" not in result.stdout
+    assert change["fields"] == {"metadata.house": {"old": "Owl", "new": "Kite"},
+                                "metadata.logins": {"old": [{}], "new": None}}  # fmt: skip
