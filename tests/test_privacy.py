@@ -82,29 +82,36 @@ def test_passwords_under_other_names_and_at_any_depth_never_reach_the_snapshot(
 
 
 def test_an_import_drops_them_too_in_one_process_and_in_worker_processes(
-    sim_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     from snapshotter import importer
+    from snapshotter.sim.school import generate
+    from snapshotter.sim.served import credential_fields
 
-    sim = sim_server(pupils=60, quirks=LEAKY)
+    # No server here: worker processes are only forked while this process has one thread.
+    school = generate(seed=1, pupils=60, term=0)
     source = tmp_path / "saved"
     source.mkdir()
-    for collection in ("orgs", "academicSessions", "courses", "classes", "enrollments"):
-        (source / f"{collection}.json").write_text(
-            json.dumps({collection: sim.records(collection)})
-        )
-    # The users as the leaky provider serves them, one a line.
-    served = sim.state.collection("users").bodies((False, False, 0))
-    (source / "users.ndjson").write_bytes(b"\n".join(served) + b"\n")
-    assert CREDENTIAL_MARK.encode() in (source / "users.ndjson").read_bytes()
+    for collection, records in school.items():
+        if collection != "users":
+            (source / f"{collection}.json").write_text(json.dumps({collection: records}))
+    # The users as a leaky provider sends them, one a line.
+    users = [{**user, **credential_fields(user, 0)} for user in school["users"]]
+    (source / "users.ndjson").write_text("".join(json.dumps(user) + "\n" for user in users))
     sequential = importer.import_snapshot(source, ESTAB, tmp_path / "one")
-    monkeypatch.setattr(importer, "PARALLEL_FROM_BYTES", 1)
+    workers_used = []
+    in_parallel = importer._save_in_parallel
+    monkeypatch.setattr(importer, "PARALLEL_FROM_BYTES", 0)
     monkeypatch.setattr(importer, "CHUNK_BYTES", 20_000)
+    monkeypatch.setattr(
+        importer, "_save_in_parallel", lambda *a: workers_used.append(a[1]) or in_parallel(*a)
+    )
     parallel = importer.import_snapshot(source, ESTAB, tmp_path / "workers")
+    assert workers_used == ["users"]
     for path in (sequential, parallel):
         assert CREDENTIAL_MARK.encode() not in path.read_bytes()
         dropped = json.loads(metadata(path)["dropped_paths"])
-        assert dropped["users.metadata.pwd"] == len(served)
+        assert dropped["users.metadata.pwd"] == dropped["users.Password"] == len(users)
     assert metadata(parallel)["content_hash"] == metadata(sequential)["content_hash"]
     assert metadata(parallel)["dropped_paths"] == metadata(sequential)["dropped_paths"]
 
