@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,8 +73,16 @@ def _read_secret(secret_file: Path | None, secret_env: str) -> str:
     if secret_file is not None:
         try:
             secret = secret_file.read_text(encoding="utf-8").strip()
+            mode = secret_file.stat().st_mode
         except OSError as exc:
             raise click.UsageError(f"cannot read --secret-file: {exc.strerror}") from None
+        if mode & 0o077:
+            # As ssh does for a private key: say so, and go on.
+            click.echo(
+                f"Warning: --secret-file {secret_file} is readable by others "
+                f"(permissions {stat.S_IMODE(mode):04o}); make it private: chmod 600 {secret_file}",
+                err=True,
+            )
         if not secret:
             raise click.UsageError(f"--secret-file {secret_file} is empty")
         return secret
@@ -134,12 +143,17 @@ def _report(outcome: FetchOutcome) -> None:
     "drop_fields",
     multiple=True,
     metavar="COLLECTION.FIELD",
-    help="Never store this field, e.g. users.sms (repeatable).",
+    help="Never store this field, e.g. users.sms or users.metadata.sen (repeatable).",
 )
 @click.option(
     "--allow-partial",
     is_flag=True,
     help="Keep what was fetched, marked incomplete, when an endpoint fails.",
+)
+@click.option(
+    "--allow-insecure-http",
+    is_flag=True,
+    help="Allow a plain http:// --base-url to another machine (secret and tokens in clear).",
 )
 @click.option(
     "--page-size",
@@ -175,6 +189,7 @@ def fetch_command(
     secret_file: Path | None,
     drop_fields: tuple[str, ...],
     allow_partial: bool,
+    allow_insecure_http: bool,
     page_size: int,
     concurrency: int,
     timeout_s: float,
@@ -185,7 +200,14 @@ def fetch_command(
     The last line on stdout is the new snapshot's path. The shared secret comes from
     $SNAPSHOTTER_SECRET, --secret-file or a prompt, never from the command line.
     """
-    from .fetch import FetchSettings, SchoolTarget, fetch_schools, fetch_snapshot
+    from .fetch import (
+        FetchSettings,
+        InsecureTransportError,
+        SchoolTarget,
+        fetch_schools,
+        fetch_snapshot,
+        refuse_plain_http,
+    )
     from .interrupts import FetchInterrupts
     from .progress import ProgressDisplay
 
@@ -205,9 +227,15 @@ def fetch_command(
                 base_url=base_url or s.base_url,
                 drop_fields=tuple(dict.fromkeys(s.drop_fields + drop_fields)),
                 missing_secret_reason=f"{s.name}: ${s.secret_env} is not set",
+                allow_insecure_http=allow_insecure_http or s.allow_insecure_http,
             )
             for s in config.schools
         ]
+        for target in targets:  # a usage error: no school is fetched, no request sent
+            try:
+                refuse_plain_http(target.base_url, target.allow_insecure_http)
+            except InsecureTransportError as exc:
+                raise click.UsageError(f"{target.name}: {exc}") from None
         results = fetch_schools(
             targets, archive_dir, allow_partial=allow_partial, settings=settings, progress=progress
         )
@@ -231,6 +259,7 @@ def fetch_command(
         sys.exit(worst)
 
     secret_env = SECRET_ENV
+    insecure_http_allowed = allow_insecure_http or bool(config and config.allow_insecure_http)
     if school_name is not None:
         if config is None:
             raise click.UsageError("--school needs a config file (see --config)")
@@ -241,12 +270,17 @@ def fetch_command(
         rp, estab = rp or school.rp, estab or school.estab
         base_url = base_url or school.base_url
         drop_fields = tuple(dict.fromkeys(school.drop_fields + drop_fields))
+        insecure_http_allowed = allow_insecure_http or school.allow_insecure_http
         if school.secret():
             secret_env = school.secret_env
         school_name = school.name
     if not rp or not estab:
         raise click.UsageError("give --rp and --estab (or --school NAME, or --all)")
     base_url = base_url or (config.base_url if config else PRODUCTION_BASE_URL)
+    try:  # before the secret is asked for, and before any request
+        refuse_plain_http(base_url, insecure_http_allowed)
+    except InsecureTransportError as exc:
+        raise click.UsageError(str(exc)) from None
     secret = _read_secret(secret_file, secret_env)
     # Ctrl-C: before the snapshot is published it stops the fetch and leaves nothing; once it
     # is published it waits until the path is printed (exit 0), so status and archive agree.
@@ -264,6 +298,7 @@ def fetch_command(
                 settings=settings,
                 progress=progress,
                 interrupts=interrupts,
+                allow_insecure_http=insecure_http_allowed,
             )
         except AuthError as exc:
             _fail(str(exc), EXIT_AUTH)
@@ -296,7 +331,7 @@ def fetch_command(
     "drop_fields",
     multiple=True,
     metavar="COLLECTION.FIELD",
-    help="Never store this field, e.g. users.sms (repeatable).",
+    help="Never store this field, e.g. users.sms or users.metadata.sen (repeatable).",
 )
 @click.option(
     "--allow-partial",

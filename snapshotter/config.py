@@ -3,13 +3,14 @@
     archive = "/srv/rostering/archive"          # optional; else SNAPSHOTTER_ARCHIVE or ./archive
     base_url = "https://..."                    # optional; Xporter's production URL by default
     drop_fields = ["users.sms"]                 # optional; for every school
+    allow_insecure_http = false                 # optional; plain http:// off this machine
 
     [[school]]
     name = "Hillside Academy"
     rp = "partner-rp"
     estab = "3281110"
     secret_env = "HILLSIDE_SECRET"              # the environment variable holding its secret
-    # base_url, drop_fields: optional, per school
+    # base_url, drop_fields, allow_insecure_http: optional, per school
 
 Secrets never go in the file: only the name of the variable that holds each one.
 """
@@ -41,6 +42,7 @@ class SchoolConfig:
     secret_env: str
     base_url: str = PRODUCTION_BASE_URL
     drop_fields: tuple[str, ...] = ()
+    allow_insecure_http: bool = False
 
     def secret(self, environ: Mapping[str, str] | None = None) -> str | None:
         value = (os.environ if environ is None else environ).get(self.secret_env)
@@ -53,6 +55,7 @@ class Config:
     archive: Path | None
     base_url: str
     schools: tuple[SchoolConfig, ...]
+    allow_insecure_http: bool = False
 
     def school(self, name: str) -> SchoolConfig:
         for school in self.schools:
@@ -82,6 +85,13 @@ def _drop_fields(table: Mapping[str, Any], where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _flag(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: `{key}` must be true or false")
+    return value
+
+
 _SECRET_KEYS = {"secret", "shared_secret", "password", "token"}
 
 
@@ -92,6 +102,7 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
     base_url = _text(document, "base_url", where, required=False) or PRODUCTION_BASE_URL
     archive_text = _text(document, "archive", where, required=False)
     shared_drops = _drop_fields(document, where)
+    insecure_http = _flag(document, "allow_insecure_http", where, False)
     tables = document.get("school", [])
     if not isinstance(tables, list):
         raise ConfigError(f"{where}: schools are `[[school]]` tables")
@@ -113,6 +124,7 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
                 secret_env=_text(table, "secret_env", at) or "",
                 base_url=_text(table, "base_url", at, required=False) or base_url,
                 drop_fields=tuple(dict.fromkeys(shared_drops + _drop_fields(table, at))),
+                allow_insecure_http=_flag(table, "allow_insecure_http", at, insecure_http),
             )
         )
     names = [s.name for s in schools]
@@ -122,7 +134,13 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
     archive = Path(archive_text).expanduser() if archive_text else None
     if archive is not None and not archive.is_absolute():
         archive = path.parent / archive  # relative to the file, not to wherever cron runs
-    return Config(path=path, archive=archive, base_url=base_url, schools=tuple(schools))
+    return Config(
+        path=path,
+        archive=archive,
+        base_url=base_url,
+        schools=tuple(schools),
+        allow_insecure_http=insecure_http,
+    )
 
 
 def load_config(path: Path) -> Config:

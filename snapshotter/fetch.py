@@ -21,6 +21,7 @@ once a pass in that order did not hold are the later passes asked for `sort=sour
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -116,6 +117,40 @@ def public_base_url(base_url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine: `localhost`, 127.0.0.0/8 or ::1."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+class InsecureTransportError(ValueError):
+    """Plain HTTP to another machine, not allowed (a usage error: CLI exit status 2)."""
+
+
+def refuse_plain_http(base_url: str, allow_insecure_http: bool) -> None:
+    """Refuse `http://` to any host but this machine unless allowed: the Basic credential
+    (the shared secret) and every bearer token would cross the network in clear."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if parts.scheme.lower() != "http" or allow_insecure_http or is_loopback(host):
+        return
+    raise InsecureTransportError(
+        f"base URL {public_base_url(base_url)!r} is plain http:// to {host}, which is not this "
+        "machine: the shared secret and every token would cross the network in clear. Use "
+        "https://, or, only on a network you trust, pass --allow-insecure-http (in the config "
+        "file: allow_insecure_http = true)"
+    )
 
 
 async def _gather_or_cancel(coroutines: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
@@ -577,6 +612,7 @@ class _SchoolFetch:
             collected = await _gather_or_cancel([self.fetch_collection(c) for c in COLLECTIONS])
             meta.provider_version, meta.auth_version = await versions
             meta.endpoints = dict(zip(COLLECTIONS, collected, strict=True))
+            self.redact_meta(meta)
             incomplete = {c: s.note for c, s in meta.endpoints.items() if not s.complete}
             reason = "; ".join(f"{c}: {note}" for c, note in incomplete.items()) or None
             complete = not incomplete
@@ -608,6 +644,18 @@ class _SchoolFetch:
             versions.cancel()  # not left running against a client about to close
             self.close(abort=True)
             raise
+
+    def redact_meta(self, meta: SnapshotMeta) -> None:
+        """Blank out any credential from what the provider said before it reaches the file or
+        stderr: the client already does so where the words come in, this is the last door."""
+        authenticator = self.client.authenticator
+        redact = authenticator.redact
+        meta.provider_version = authenticator.redact_document(meta.provider_version)
+        meta.auth_version = authenticator.redact_document(meta.auth_version)
+        for stats in meta.endpoints.values():
+            stats.warnings = [redact(warning) for warning in stats.warnings]
+            if stats.note is not None:
+                stats.note = redact(stats.note)
 
     def close(self, *, abort: bool) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -663,6 +711,7 @@ async def fetch_snapshot_async(
     settings: FetchSettings | None = None,
     progress: ProgressCallback | None = None,
     interrupts: FetchInterrupts | None = None,
+    allow_insecure_http: bool = False,
 ) -> FetchOutcome:
     """Take one snapshot of a school (see `fetch_snapshot`)."""
     if interrupts is not None:
@@ -678,6 +727,7 @@ async def fetch_snapshot_async(
             f"base URL {public_base_url(base_url)!r} is not an http(s) URL; "
             f"Xporter's is {PRODUCTION_BASE_URL}"
         )
+    refuse_plain_http(base_url, allow_insecure_http)  # before any request
     started_at = datetime.now(UTC)
     limits = httpx.Limits(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
@@ -730,13 +780,16 @@ def fetch_snapshot(
     settings: FetchSettings | None = None,
     progress: ProgressCallback | None = None,
     interrupts: FetchInterrupts | None = None,
+    allow_insecure_http: bool = False,
 ) -> FetchOutcome:
     """Take one full snapshot of a school into `archive/<estab>/`.
 
     Returns the outcome (its `path` is the new snapshot file). Raises `AuthError` when the
     provider refuses the credentials and `FetchError` (naming endpoint, offset and what to do)
     when an endpoint cannot be fetched; with `allow_partial`, endpoint failures instead leave a
-    snapshot marked incomplete. On any failure nothing is left in the archive.
+    snapshot marked incomplete. On any failure nothing is left in the archive. Plain
+    `http://` to a host other than this machine raises `InsecureTransportError` before any
+    request, unless `allow_insecure_http`.
 
     With `interrupts` (installed by the caller around the fetch and the printing of the path),
     Ctrl-C before the snapshot is published raises `KeyboardInterrupt` with nothing left in the
@@ -758,6 +811,7 @@ def fetch_snapshot(
                 settings=settings,
                 progress=progress,
                 interrupts=interrupts,
+                allow_insecure_http=allow_insecure_http,
             )
         )
     except (asyncio.CancelledError, PublishRefused):
@@ -777,6 +831,7 @@ class SchoolTarget:
     base_url: str = PRODUCTION_BASE_URL
     drop_fields: tuple[str, ...] = ()
     missing_secret_reason: str | None = None
+    allow_insecure_http: bool = False
 
 
 @dataclass(frozen=True)
@@ -812,6 +867,7 @@ async def fetch_schools_async(
                 allow_partial=allow_partial,
                 settings=settings,
                 progress=progress,
+                allow_insecure_http=target.allow_insecure_http,
             )
         except (ApiError, SnapshotDataError, ArchiveError, OSError, ValueError) as exc:
             return SchoolResult(target, None, exc)
@@ -843,9 +899,11 @@ __all__ = [
     "FetchError",
     "FetchOutcome",
     "FetchSettings",
+    "InsecureTransportError",
     "SchoolResult",
     "SchoolTarget",
     "fetch_schools",
     "fetch_snapshot",
     "fetch_snapshot_async",
+    "refuse_plain_http",
 ]

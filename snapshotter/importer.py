@@ -107,6 +107,7 @@ class _ChunkDone:
     chunk: bytes  # a serialised SQLite database of the rows
     records: int  # rows stored plus identical repeats dropped within the chunk
     extras: list[tuple[str, dict[str, Any]]]
+    removed: list[tuple[str, tuple[str, ...]]]  # paths left out of records (never values)
 
 
 def _prepare_chunk(
@@ -131,7 +132,10 @@ def _prepare_chunk(
             ) from None
     prepared = prepare_page(collection, dropped, records, 0)
     return _ChunkDone(
-        store_chunk(prepared), len(prepared.rows) + prepared.within_page_repeats, prepared.extras
+        store_chunk(prepared),
+        len(prepared.rows) + prepared.within_page_repeats,
+        prepared.extras,
+        prepared.removed,
     )
 
 
@@ -165,6 +169,7 @@ def _save_in_parallel(
             raise _rebased(exc, saved) from None
         writer.save_chunk(collection, done.chunk, saved)
         writer.save_extras(collection, done.extras)
+        writer.save_removed(collection, done.removed)
         saved += done.records
         stats.pages += 1
 

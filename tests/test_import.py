@@ -10,6 +10,7 @@ from helpers_fetch import ESTAB, fetch, metadata, server_truth, stored, tree
 
 from snapshotter.cli import cli
 from snapshotter.model import COLLECTIONS
+from snapshotter.sim.school import SYNTHETIC_PASSWORD
 
 
 def _save_responses(sim, directory: Path) -> Path:  # noqa: ANN001
@@ -40,7 +41,14 @@ def test_an_import_holds_the_same_content_as_a_fetch_of_the_same_data(sim_server
     row = metadata(path)
     assert row["source"] == "import" and row["complete"] == 1
     assert row["content_hash"] == metadata(fetched.path)["content_hash"]
-    assert b"password" not in path.read_bytes()
+    # The path of what was left out is recorded, never the value.
+    assert SYNTHETIC_PASSWORD.encode() not in path.read_bytes()
+    assert row["dropped_paths"] == metadata(fetched.path)["dropped_paths"]
+    assert json.loads(row["dropped_paths"]) == {"users.password": _with_password(sim)}
+
+
+def _with_password(sim) -> int:  # noqa: ANN001
+    return sum("password" in user for user in sim.records("users"))
 
 
 def test_a_missing_collection_fails_unless_partial_is_allowed(sim_server, tmp_path: Path):

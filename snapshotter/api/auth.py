@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,7 +22,12 @@ from .errors import AuthError, FetchError, describe_error_body
 RENEW_MARGIN_S = 60.0
 
 SendToken = Callable[[dict[str, str]], Awaitable[httpx.Response]]
+# Values at least this long are blanked out wherever they appear. A shorter one (a weak secret
+# such as "q7z") is blanked out only where it stands as a word of its own, between characters
+# that are not letters or digits: inside a longer word it cannot be told from the word ("s"
+# in "attempts"), and a secret echoed back stands apart from the words around it.
 _SHORTEST_REDACTED = 6
+REDACTED = "[redacted]"
 
 
 def basic_authorization(rp: str, estab: str, secret: str) -> str:
@@ -80,12 +86,31 @@ class TokenAuthenticator:
             return self._token
 
     def redact(self, text: str) -> str:
-        """`text` with the secret, the Basic credentials and any token issued blanked out."""
+        """`text` with the secret, the Basic credentials and any token issued blanked out
+        (short values only where they stand as a word, see `_SHORTEST_REDACTED`)."""
         for value in sorted(self._never_shown, key=len, reverse=True):
-            # Too short a value would blank out ordinary words (a test secret such as "s").
-            if len(value) >= _SHORTEST_REDACTED and value in text:
-                text = text.replace(value, "[redacted]")
+            if not value:
+                continue
+            if len(value) >= _SHORTEST_REDACTED:
+                if value in text:
+                    text = text.replace(value, REDACTED)
+            elif value in text:
+                alone = rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])"
+                text = re.sub(alone, REDACTED, text)
         return text
+
+    def redact_document(self, document: Any) -> Any:
+        """A JSON document (`/version`) with every string in it, keys too, redacted."""
+        if isinstance(document, str):
+            return self.redact(document)
+        if isinstance(document, list):
+            return [self.redact_document(item) for item in document]
+        if isinstance(document, dict):
+            return {
+                self.redact(str(key)): self.redact_document(value)
+                for key, value in document.items()
+            }
+        return document
 
     def invalidate(self, token: str) -> None:
         """Forget a token the provider refused (unless another caller already replaced it)."""

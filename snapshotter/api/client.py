@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from ..credentials import strip_credentials
 from .auth import TokenAuthenticator
 from .envelope import decode_json, records_from_envelope
 from .errors import ApiError, AuthError, FetchError, describe_error_body
@@ -159,9 +160,13 @@ class OneRosterClient:
         which Xporter serves; other servers may cap it, so the caller must verify it.
         """
         try:
-            return await self._get_page(collection, offset, limit, counter, sort)
+            page = await self._get_page(collection, offset, limit, counter, sort)
         except ApiError as exc:
             raise self._redacted(exc) from None
+        if page.warnings:  # the provider's words, kept in the snapshot: never a credential
+            redact = self.authenticator.redact
+            page = replace(page, warnings=[redact(w) for w in page.warnings])
+        return page
 
     async def _get_page(
         self, collection: str, offset: int, limit: int | None, counter: RequestCounter, sort: bool
@@ -201,14 +206,17 @@ class OneRosterClient:
         return Page(collection, offset, records, total, warnings + said)
 
     async def get_document(self, path: str, *, counter: RequestCounter) -> Any:
-        """A small JSON document such as `/version`."""
+        """A small JSON document such as `/version`, kept in the snapshot: without
+        credential-like keys, and with any credential the provider echoed blanked out."""
         try:
             response = await self._get(path, path, None, None, counter)
-            return decode_json(
+            document = decode_json(
                 path, response.text, content_type=response.headers.get("content-type", "")
             )
         except ApiError as exc:
             raise self._redacted(exc) from None
+        document, _removed = strip_credentials(document)
+        return self.authenticator.redact_document(document)
 
     async def _get(
         self,

@@ -96,9 +96,32 @@ CREATE TABLE {METADATA_TABLE} (
   drop_fields TEXT NOT NULL,
   record_counts TEXT NOT NULL,
   endpoints TEXT NOT NULL,
-  content_hash TEXT NOT NULL
+  content_hash TEXT NOT NULL,
+  dropped_paths TEXT
 )
 """
+# In the order written. `dropped_paths` ({"users.metadata.pwd": 3}: each path left out of
+# records, and of how many) came later: older snapshot files have no such column.
+METADATA_COLUMNS = (
+    "estab",
+    "school_name",
+    "rp",
+    "base_url",
+    "source",
+    "started_at",
+    "finished_at",
+    "tool_version",
+    "provider_version",
+    "auth_version",
+    "complete",
+    "stable",
+    "incomplete_reason",
+    "drop_fields",
+    "record_counts",
+    "endpoints",
+    "content_hash",
+    "dropped_paths",
+)
 
 ENDPOINTS_SQL = f"""
 CREATE TABLE {ENDPOINTS_TABLE} (

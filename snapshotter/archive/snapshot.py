@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import __version__
-from ..canonical import canonical_with_hash, dumps
+from ..canonical import canonicaliser, dumps
+from ..credentials import credential_like
 from ..model import COLLECTIONS, ENTITIES, ENTITY_BY_COLLECTION, Entity
 from .layout import (
     PARTIAL_SUFFIX,
@@ -37,6 +38,7 @@ from .schema import (
     ENDPOINTS_SQL,
     ENDPOINTS_TABLE,
     HASH_COLUMN,
+    METADATA_COLUMNS,
     METADATA_SQL,
     METADATA_TABLE,
     RECORD_COLUMN,
@@ -130,14 +132,30 @@ class SaveResult:
 
 
 def parse_drop_fields(specs: Iterable[str]) -> dict[str, frozenset[str]]:
-    """`users.sms` style options into {collection: fields}, rejecting unknown collections."""
+    """`users.sms` or `users.metadata.sen` style options into {collection: fields}.
+
+    A dotted path reaches into objects, and into every object of a list on the way
+    (`users.userIds.identifier`). Refused: an unknown collection, an empty step (`users.`,
+    `users.metadata..sen`), and `sourcedId` itself (the key every snapshot table is built on).
+    """
     dropped: dict[str, set[str]] = {}
+    collections = ", ".join(COLLECTIONS)
     for spec in specs:
         collection, _, name = spec.partition(".")
         if collection not in ENTITY_BY_COLLECTION or not name:
             raise ValueError(
-                f"--drop-field {spec!r}: expected COLLECTION.FIELD with a collection among "
-                + ", ".join(COLLECTIONS)
+                f"--drop-field {spec!r}: expected COLLECTION.FIELD or COLLECTION.FIELD.SUBFIELD "
+                f"with a collection among {collections}"
+            )
+        steps = name.split(".")
+        if any(not step.strip() for step in steps):
+            raise ValueError(
+                f"--drop-field {spec!r}: a step of the path is empty; write it as "
+                f"{collection}.FIELD or {collection}.FIELD.SUBFIELD"
+            )
+        if steps == ["sourcedId"]:
+            raise ValueError(
+                f"--drop-field {spec!r}: sourcedId identifies every record and cannot be dropped"
             )
         dropped.setdefault(collection, set()).add(name)
     return {collection: frozenset(names) for collection, names in dropped.items()}
@@ -163,6 +181,7 @@ class _TableWriter:
     def __init__(self, entity: Entity, dropped: frozenset[str]) -> None:
         self.entity = entity
         self.dropped = dropped
+        self.canonicalise = canonicaliser(entity, dropped)
         self.columns = [name for name, _ in columns_for(entity)]
         self.known = frozenset(entity.known_fields) | entity.never_store | dropped
         self.extra_columns: set[str] = set()
@@ -179,8 +198,9 @@ class _TableWriter:
         self.references = tuple((ref.name, ref.bare_ids, ref.many) for ref in entity.references)
         self.json_fields = (*entity.arrays, "metadata")
 
-    def row(self, record: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
-        canonical, record_hash = canonical_with_hash(self.entity, record, self.dropped)
+    def row(self, record: Mapping[str, Any]) -> tuple[tuple[Any, ...], str, tuple[str, ...]]:
+        """The row's cells, its content hash and the paths left out of the record."""
+        canonical, canonical_json, record_hash, removed = self.canonicalise(record)
         get = canonical.get
         cells: list[Any] = [canonical["sourcedId"], get("status"), get("dateLastModified")]
         for name in self.scalars:
@@ -200,9 +220,9 @@ class _TableWriter:
         for name in self.json_fields:
             value = get(name)
             cells.append(None if value is None else dumps(value))
-        cells.append(dumps(canonical))
+        cells.append(canonical_json)
         cells.append(record_hash)
-        return tuple(cells), record_hash
+        return tuple(cells), record_hash, removed
 
     def unknown_scalars(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
         unknown_names = record.keys() - self.known
@@ -211,7 +231,8 @@ class _TableWriter:
         found = {
             name: record[name]
             for name in unknown_names
-            if record[name] is None or isinstance(record[name], str | int | float | bool)
+            if (record[name] is None or isinstance(record[name], str | int | float | bool))
+            and not credential_like(name)
         }
         return found or None
 
@@ -225,6 +246,8 @@ class PreparedPage:
     rows: list[tuple[Any, ...]]  # sourcedId first, content hash last
     extras: list[tuple[str, dict[str, Any]]]  # (sourcedId, unknown scalar fields)
     within_page_repeats: int
+    # (sourcedId, paths left out of that record), for the records that had any
+    removed: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
 
 _TABLE_WRITERS: dict[tuple[str, frozenset[str]], _TableWriter] = {}
@@ -247,6 +270,7 @@ def prepare_page(
     rows: list[tuple[Any, ...]] = []
     hashes: dict[str, str] = {}
     extras: list[tuple[str, dict[str, Any]]] = []
+    removed: list[tuple[str, tuple[str, ...]]] = []
     within_page_repeats = 0
     for position, record in enumerate(records):
         sourced_id = record.get("sourcedId") if type(record) is dict else None
@@ -258,7 +282,7 @@ def prepare_page(
                 problem = f"a record's sourcedId is {sourced_id!r}, not a string"
                 raise SnapshotDataError(collection, where, problem)
             raise SnapshotDataError(collection, where, "a record has no sourcedId")
-        row, record_hash = row_of(record)
+        row, record_hash, removed_here = row_of(record)
         previous = hashes.get(sourced_id)
         if previous is not None:
             if previous != record_hash:
@@ -268,10 +292,12 @@ def prepare_page(
             continue
         hashes[sourced_id] = record_hash
         rows.append(row)
+        if removed_here:
+            removed.append((sourced_id, removed_here))
         unknown = unknown_of(record)
         if unknown:
             extras.append((sourced_id, unknown))
-    return PreparedPage(collection, offset, rows, extras, within_page_repeats)
+    return PreparedPage(collection, offset, rows, extras, within_page_repeats, removed)
 
 
 def store_chunk(prepared: PreparedPage) -> bytes:
@@ -356,6 +382,12 @@ class SnapshotWriter:
                 with self._conn:
                     for e in ENTITIES:
                         self._conn.execute(create_table_sql(e))
+                    # Which records had which paths left out (never the values): counted
+                    # into the metadata by `finish`. A temporary table, so memory stays flat.
+                    self._conn.execute(
+                        "CREATE TEMP TABLE removed_paths (collection TEXT, path TEXT, "
+                        "sourcedId TEXT, PRIMARY KEY (collection, path, sourcedId)) WITHOUT ROWID"
+                    )
         except BaseException:
             self.abort()
             raise
@@ -406,6 +438,7 @@ class SnapshotWriter:
                 self._check_repeats(collection, offset, {row[0]: row[-1] for row in rows})
             for sourced_id, unknown in prepared.extras:
                 self._save_unknown_scalars(table, sourced_id, unknown)
+            self._save_removed(collection, prepared.removed)
         duplicates = len(rows) - inserted + prepared.within_page_repeats
         return SaveResult(inserted=inserted, duplicates=duplicates)
 
@@ -418,6 +451,34 @@ class SnapshotWriter:
         with self._lock, self._conn:
             for sourced_id, unknown in extras:
                 self._save_unknown_scalars(table, sourced_id, unknown)
+
+    @_explained
+    def save_removed(self, collection: str, removed: Sequence[tuple[str, tuple[str, ...]]]) -> None:
+        """Note the paths left out of records stored by `save_chunk`."""
+        if removed:
+            with self._lock, self._conn:
+                self._save_removed(collection, removed)
+
+    def _save_removed(
+        self, collection: str, removed: Sequence[tuple[str, tuple[str, ...]]]
+    ) -> None:
+        if removed:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO temp.removed_paths VALUES (?, ?, ?)",
+                [(collection, path, sourced_id) for sourced_id, paths in removed for path in paths],
+            )
+
+    def removed_paths(self) -> dict[str, int]:
+        """{`collection.path`: records it was left out of}, e.g. `users.metadata.pwd`."""
+        with self._lock:
+            return self._removed_paths()
+
+    def _removed_paths(self) -> dict[str, int]:
+        rows = self._conn.execute(
+            "SELECT collection || '.' || path, count(*) FROM temp.removed_paths "
+            "GROUP BY collection, path ORDER BY collection, path"
+        )
+        return dict(rows.fetchall())
 
     @_explained
     def save_chunk(self, collection: str, chunk: bytes, offset: int | None) -> SaveResult:
@@ -497,6 +558,7 @@ class SnapshotWriter:
         """Forget what was saved for a collection, before fetching it again."""
         with self._lock, self._conn:
             self._conn.execute(f"DELETE FROM {quote(collection)}")
+            self._conn.execute("DELETE FROM temp.removed_paths WHERE collection = ?", (collection,))
 
     @_explained
     def count(self, collection: str) -> int:
@@ -587,9 +649,10 @@ class SnapshotWriter:
         endpoints = {c: asdict(meta.endpoints.get(c, EndpointStats())) for c in COLLECTIONS}
         for collection, stats in endpoints.items():
             stats["records"] = counts[collection]
+        columns = ", ".join(METADATA_COLUMNS)
+        marks = ", ".join("?" for _ in METADATA_COLUMNS)
         self._conn.execute(
-            f"INSERT INTO {METADATA_TABLE} VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {METADATA_TABLE} ({columns}) VALUES ({marks})",
             (
                 meta.estab,
                 meta.school_name,
@@ -608,6 +671,7 @@ class SnapshotWriter:
                 json.dumps(counts),
                 dumps(endpoints),
                 content,
+                json.dumps(self._removed_paths()),
             ),
         )
         self._conn.executemany(

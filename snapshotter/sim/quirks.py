@@ -63,5 +63,14 @@ class Quirks:
     drift_remove_per_page: int = 0
     drift_pages: int = 1_000_000  # stop drifting after this many page requests
     drift_at_end: bool = False  # insert at the end of the default order instead (new joiners)
+    # Users carry credentials under other names (`Password`, `userPassword`, `api_token`,
+    # `pinCode`, `metadata.password`, `metadata.pwd`, a token in a list of objects), with
+    # values that change every term: the fetcher must store none of them.
+    credential_fields: bool = False
+    # The server echoes the bearer token, the Basic credential and the client's shared secret
+    # in a warning beside every 200 page, in the `/version` and `/auth/version` documents, in
+    # the 403 of `forbidden` and in the 400 that refuses `sort` (with `reject_sort`): none may
+    # reach the archive.
+    echo_credentials: bool = False
     faults: tuple[PageFault, ...] = field(default_factory=tuple)
     seed: int = 0  # for the random choices above (error_rate, shuffle_order)

@@ -17,9 +17,31 @@ from .curriculum import format_timestamp, snapshot_time_s
 from .roster import ID_ALPHABET
 from .school import generate
 
-# (booleans as "true"/"false", `inactive` for `tobedeleted`)
-Variant = tuple[bool, bool]
-PLAIN: Variant = (False, False)
+# (booleans as "true"/"false", `inactive` for `tobedeleted`, the term whose credential-like
+# fields users carry or None: see `Quirks.credential_fields`)
+Variant = tuple[bool, bool, int | None]
+PLAIN: Variant = (False, False, None)
+# Every value the `credential_fields` quirk sends starts with this: a test looks for it.
+CREDENTIAL_MARK = "sim-leak"
+
+
+def credential_fields(record: dict[str, Any], term: int) -> dict[str, Any]:
+    """Fields a careless provider might send with a user: credentials under other names, and
+    beside them ordinary fields that merely look alike (those must be kept)."""
+    value = f"{CREDENTIAL_MARK}-{term}-{record['sourcedId']}"
+    return {
+        "Password": f"{value}-Password",
+        "userPassword": f"{value}-userPassword",
+        "api_token": f"{value}-api_token",
+        "pinCode": f"{value}-pinCode",
+        "metadata": {
+            "password": f"{value}-metadata.password",
+            "pwd": f"{value}-metadata.pwd",
+            "logins": [{"service": "vle", "token": f"{value}-logins.token"}],
+            "house": "Kestrel",
+            "pinned": True,
+        },
+    }
 
 
 # Built once: `json.dumps` with options builds a new encoder on every call.
@@ -46,8 +68,10 @@ def term_data(
 
 
 def _variant_record(entity_: Entity, record: dict[str, Any], variant: Variant) -> dict[str, Any]:
-    booleans_as_strings, inactive_status = variant
+    booleans_as_strings, inactive_status, credential_term = variant
     shown = dict(record)
+    if credential_term is not None and entity_.collection == "users":
+        shown.update(credential_fields(record, credential_term))
     if booleans_as_strings:
         for name in entity_.booleans:
             if isinstance(shown.get(name), bool):

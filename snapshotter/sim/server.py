@@ -384,15 +384,15 @@ async def _token(state: SimState, scope: Scope, receive: Receive) -> Response:
     return answer
 
 
-def _version(auth: bool) -> Response:
-    return json_response(
-        200,
-        {
-            "version": "1.1",
-            "product": f"{PRODUCT} auth" if auth else PRODUCT,
-            "build": f"sim-{__version__}",
-        },
-    )
+def _version(auth: bool, echo: str | None = None) -> Response:
+    document = {
+        "version": "1.1",
+        "product": f"{PRODUCT} auth" if auth else PRODUCT,
+        "build": f"sim-{__version__}",
+    }
+    if echo is not None:
+        document["served"] = {"to": echo, "notes": [echo]}
+    return json_response(200, document)
 
 
 def _link_header(
@@ -459,6 +459,29 @@ def _read_page_request(
     )
 
 
+def _variant(state: SimState) -> Variant:
+    quirks = state.quirks
+    credential_term = state.term if quirks.credential_fields else None
+    return (quirks.booleans_as_strings, quirks.inactive_status, credential_term)
+
+
+def _echo(state: SimState, scope: Scope) -> str:
+    """What the `echo_credentials` quirk says back: every credential the request carries or
+    stands for (the bearer token, and the shared secret of the client it was issued to)."""
+    authorization = _header(scope, b"authorization") or ""
+    scheme, _, token = authorization.partition(" ")
+    issued = state.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+    secret = state.clients.get(issued.client) if issued is not None else None
+    basic = None
+    if issued is not None:
+        raw = f"{issued.client}:{secret}".encode()
+        basic = "Basic " + base64.b64encode(raw).decode("ascii")
+    return (
+        f"request authorised by {authorization or 'nothing'} (token {token.strip()}); "
+        f"the client's credentials are {basic} and its secret is {secret}"
+    )
+
+
 def _apply_record_fault(
     fault: PageFault,
     chunk: list[bytes],
@@ -488,7 +511,8 @@ def _collection(state: SimState, name: str, scope: Scope) -> Response:
     except FilterError as error:
         return ims_error(400, str(error), "invalid_filter_field")
     except QueryError as error:
-        return ims_error(400, str(error), error.code_minor)
+        said = str(error) + (f" ({_echo(state, scope)})" if quirks.echo_credentials else "")
+        return ims_error(400, said, error.code_minor)
     offset = request.offset
 
     fault = state.take_fault(name, offset)
@@ -516,7 +540,7 @@ def _collection(state: SimState, name: str, scope: Scope) -> Response:
     page_size = total if request.limit is None else request.limit
     if quirks.max_page_size is not None:
         page_size = min(page_size, quirks.max_page_size)
-    variant = (quirks.booleans_as_strings, quirks.inactive_status)
+    variant = _variant(state)
     bodies = served.bodies(variant)
     page_positions = positions[offset : offset + page_size]
     if isinstance(page_positions, range):  # the default order: a plain slice
@@ -543,6 +567,8 @@ def _collection(state: SimState, name: str, scope: Scope) -> Response:
         state.drift_after_page(name)
     state.records_served += len(chunk)
     warnings = list(request.warnings)
+    if quirks.echo_credentials:
+        warnings.append(ims_status(_echo(state, scope), "echo", "warning", code_major="success"))
     if fault is not None and fault.kind == "failed_200":
         chunk = []
         warnings.append(ims_status("Could not read the records: try again", "internal_error"))
@@ -564,7 +590,7 @@ def _collection(state: SimState, name: str, scope: Scope) -> Response:
 
 def _single_record(state: SimState, name: str, sourced_id: str) -> Response:
     served = state.collection(name)
-    variant = (state.quirks.booleans_as_strings, state.quirks.inactive_status)
+    variant = _variant(state)
     for record in served.records:
         if record.get("sourcedId") == sourced_id:
             body = b"".join(
@@ -590,11 +616,15 @@ def _data_endpoint(state: SimState, scope: Scope, endpoint: str, rest: list[str]
     if unauthorised is not None:
         return unauthorised
     if endpoint in state.quirks.forbidden:
-        return ims_error(403, f"Not authorised to read {endpoint}", "forbidden")
+        said = f"Not authorised to read {endpoint}"
+        if state.quirks.echo_credentials:
+            said += f" ({_echo(state, scope)})"
+        return ims_error(403, said, "forbidden")
     if endpoint == "version":
         fault = state.take_fault("version", None)
         answer = _fault_response(fault, state.quirks) if fault else None
-        return answer or _busy_or_failing(state) or _version(auth=False)
+        echo = _echo(state, scope) if state.quirks.echo_credentials else None
+        return answer or _busy_or_failing(state) or _version(auth=False, echo=echo)
     if rest:
         return _single_record(state, endpoint, rest[0])
     return _collection(state, endpoint, scope)
@@ -663,7 +693,9 @@ async def _route(state: SimState, scope: Scope, receive: Receive) -> Response:
         return await _token(state, scope, receive)
     if parts == ["auth", "version"]:
         fault = state.take_fault("auth/version", None)
-        return (_fault_response(fault, state.quirks) if fault else None) or _version(auth=True)
+        echo = _echo(state, scope) if state.quirks.echo_credentials else None
+        answer = _fault_response(fault, state.quirks) if fault else None
+        return answer or _version(auth=True, echo=echo)
     if parts == ["version"] or (parts[0] in ENTITY_BY_COLLECTION and len(parts) <= 2):
         return _data_endpoint(state, scope, parts[0], parts[1:])
     return ims_error(404, f"Unknown endpoint {path!r}", "unknownobject")
