@@ -195,7 +195,16 @@ def test_a_drop_field_path_it_cannot_honour_is_a_usage_error(tmp_path: Path, spe
 def test_credentials_the_provider_echoes_back_never_reach_a_snapshot_byte(
     sim_server, tmp_path: Path
 ):
-    quirks = Quirks(echo_credentials=True, reject_sort=True, forbidden=frozenset({"courses"}))
+    # Records inserted under the cursor make the server's own order fail a pass, so the fetch
+    # asks for `sort`, which this server refuses: the "sort refused" warning is one more door.
+    quirks = Quirks(
+        echo_credentials=True,
+        reject_sort=True,
+        forbidden=frozenset({"courses"}),
+        drift_endpoint="users",
+        drift_insert_per_page=1,
+        drift_pages=2,
+    )
     sim = sim_server(pupils=60, quirks=quirks)
     outcome = fetch(sim, tmp_path, allow_partial=True)
     assert outcome.path is not None and not outcome.complete
