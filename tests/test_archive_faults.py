@@ -7,7 +7,6 @@ one that cannot write, so this test process can still set up and inspect the arc
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import resource
@@ -18,32 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers_faults import assert_cannot_write, modes_apply_even_to_root
 from helpers_fetch import ESTAB, RP, SECRET, fetch, tree
 
 from snapshotter.importer import PARALLEL_FROM_BYTES, import_snapshot
 from snapshotter.sim.school import generate
-
-_PR_CAPBSET_DROP = 24
-# The capabilities that let root ignore file modes and ownership.
-_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH, _CAP_FOWNER = 1, 2, 3
-
-
-def _modes_apply_even_to_root() -> None:
-    """Run in the child before it starts: make file modes bind it.
-
-    CI runs the tests as root, and root ignores modes, so a 0500 directory is no test at all.
-    A read-only bind mount needs privileges CI may not give, and another user (nobody) cannot
-    reach a Python installed under /root. So a root child drops, from its capability bounding
-    set, the capabilities that override modes (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
-    CAP_FOWNER): after exec it is still uid 0 but the kernel checks modes for it as for anyone.
-    Any other user is bound by modes already. `_assert_cannot_write` proves it either way.
-    """
-    if os.geteuid() != 0:
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    for capability in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH, _CAP_FOWNER):
-        if libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
 def _file_size_limit(limit_bytes: int) -> Callable[[], None]:
@@ -63,18 +41,6 @@ def _run_cli(args: list[str], preexec: Callable[[], None]) -> subprocess.Complet
     return subprocess.run(
         command, env=env, preexec_fn=preexec, capture_output=True, text=True, timeout=120
     )
-
-
-def _assert_cannot_write(directory: Path) -> None:
-    """The premise: the child really cannot create a file in `directory`."""
-    probe = f"open({str(directory / 'probe')!r}, 'w')"
-    child = subprocess.run(
-        [sys.executable, "-c", probe],
-        preexec_fn=_modes_apply_even_to_root,
-        capture_output=True,
-        text=True,
-    )
-    assert child.returncode == 1 and "PermissionError" in child.stderr, child.stderr
 
 
 def _one_line(result: subprocess.CompletedProcess[str], *expected: str) -> str:
@@ -121,19 +87,19 @@ def test_a_read_only_archive_gets_one_line_naming_the_directory(
         fetch(sim, archive)  # the school's directory exists, with a snapshot in it
         locked = archive / ESTAB
     locked.chmod(0o500)
-    _assert_cannot_write(locked)
+    assert_cannot_write(locked)
     before = tree(archive)
     source = _saved_responses(tmp_path / "saved")
 
     fetched = _run_cli(
         ["fetch", "--base-url", sim.base_url, "--rp", RP, "--estab", ESTAB,
          "--archive", str(archive), "--quiet"],
-        _modes_apply_even_to_root,
+        modes_apply_even_to_root,
     )  # fmt: skip
     _one_line(fetched, f"archive directory {locked} is not writable", "--archive", "fetch again")
     imported = _run_cli(
         ["import", str(source), "--estab", ESTAB, "--archive", str(archive)],
-        _modes_apply_even_to_root,
+        modes_apply_even_to_root,
     )
     _one_line(imported, f"archive directory {locked} is not writable", "import again")
 

@@ -10,11 +10,13 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from helpers_diff import sim_snapshot
+from helpers_faults import assert_cannot_write, modes_apply_even_to_root
 
 from snapshotter.archive import changes
 from snapshotter.cli import cli
@@ -135,7 +137,10 @@ def test_a_diff_waits_for_the_write_lock_as_long_as_it_is_held(
 
 
 def _diff_subprocess(
-    archive: Path, *args: str, file_size_limit: int | None = None
+    archive: Path,
+    *args: str,
+    file_size_limit: int | None = None,
+    preexec: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess:
     """`snapshotter diff` in a process of its own; with `file_size_limit`, no file it writes
     may grow past that many bytes (RLIMIT_FSIZE, SIGXFSZ ignored): the full disk SQLite and
@@ -150,7 +155,9 @@ def _diff_subprocess(
     prelude += "from snapshotter.cli import cli\ncli(prog_name='snapshotter')\n"
     command = [sys.executable, "-c", prelude, "diff", "--archive", str(archive), *args]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=120, preexec_fn=preexec
+    )
 
 
 def test_a_full_disk_while_saving_still_prints_the_report_and_damages_nothing(
@@ -205,6 +212,42 @@ def test_a_changes_db_that_cannot_be_created_still_prints_the_report(archive: Pa
     assert "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
     assert f"not saved in {archive / 'changes.db'}" in line
+
+
+def test_a_read_only_changes_db_still_prints_the_report_and_is_left_as_it_was(
+    archive: Path,
+) -> None:
+    changes_db = archive / "changes.db"
+    earlier = _diff_subprocess(archive, "2026-10", "latest", "--format", "json")
+    assert earlier.returncode == 0, earlier.stderr
+    before_runs = saved_runs(changes_db)
+    changes_db.chmod(0o400)
+    before = changes_db.read_bytes()
+    # The child runs with file modes binding it even as root (see helpers_faults).
+    result = _diff_subprocess(archive, "--format", "json", preexec=modes_apply_even_to_root)
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["summary"]["users"]  # the report is still printed
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert f"not saved in {changes_db}" in line and "--no-save" in line
+    assert changes_db.read_bytes() == before
+    changes_db.chmod(0o600)
+    assert saved_runs(changes_db) == before_runs
+
+
+def test_a_read_only_archive_without_changes_db_still_prints_the_report(archive: Path) -> None:
+    archive.chmod(0o500)
+    try:
+        assert_cannot_write(archive)
+        result = _diff_subprocess(archive, "--format", "json", preexec=modes_apply_even_to_root)
+    finally:
+        archive.chmod(0o700)
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["summary"]["users"]
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert f"not saved in {archive / 'changes.db'}" in line
+    assert not (archive / "changes.db").exists()
 
 
 def test_output_on_a_full_disk_is_one_clear_line_and_leaves_no_partial_file(
