@@ -4,7 +4,8 @@ A provider may send a password, a PIN or a token under any name, at any depth: `
 `Password`, `userPassword`, `metadata.pwd`, `api_token`, `pinCode`, inside a list of objects.
 None of them may reach the archive. A key is credential-like when one of its word pieces
 (split at camelCase humps, `_`, `-`, `.`, spaces and digits; ASCII letters, any case) is one of
-`CREDENTIAL_WORDS`, contains `password`, `passwd`, `pwd` or `token`, ends in `secret`, or two
+`CREDENTIAL_WORDS`, contains `password`, `passwd`, `pwd`, `token`, `pincode` or `passcode`, ends
+in `secret` or `pin` (but is not `spin`), or two
 neighbouring pieces make one of `CREDENTIAL_PHRASES` (`apiKey`). Otherwise whole pieces only,
 so ordinary words that merely contain a short one (`spinning`, `shipping`, `Opinion`, `typing`,
 `secretary`) and `pinned` (a state, not a PIN) are kept.
@@ -23,6 +24,7 @@ CREDENTIAL_WORDS = frozenset(
         "passwords",
         "passwd",
         "pwd",
+        "pw",
         "passcode",
         "passphrase",
         "secret",
@@ -35,10 +37,12 @@ CREDENTIAL_WORDS = frozenset(
         "credentials",
     }
 )
-# Inside a longer piece (`userpassword`, `accesstoken`) these still name a credential: no
-# ordinary word holds them. `secret` only ends one (`clientsecret`; `secretary` is a job).
-_CREDENTIAL_STEMS = ("password", "passwd", "pwd", "token")
-_CREDENTIAL_ENDINGS = ("secret", "secrets")
+# Inside a longer piece (`userpassword`, `accesstoken`, `PINCODE`) these still name a
+# credential: no ordinary word holds them. `secret` and `pin` only end one (`clientsecret`,
+# `loginpin`; `secretary` is a job, `pinned` a state), and `spin` is a word of its own.
+_CREDENTIAL_STEMS = ("password", "passwd", "pwd", "token", "pincode", "passcode")
+_CREDENTIAL_ENDINGS = ("secret", "secrets", "pin", "pins")
+_ORDINARY_WORDS = frozenset({"spin", "spins"})
 CREDENTIAL_PHRASES = frozenset({("api", "key"), ("private", "key"), ("access", "key")})
 _JOINED_PHRASES = frozenset("".join(phrase) for phrase in CREDENTIAL_PHRASES)
 
@@ -57,7 +61,7 @@ def credential_like(key: str) -> bool:
         if (
             piece in CREDENTIAL_WORDS
             or piece in _JOINED_PHRASES
-            or piece.endswith(_CREDENTIAL_ENDINGS)
+            or (piece.endswith(_CREDENTIAL_ENDINGS) and piece not in _ORDINARY_WORDS)
             or any(stem in piece for stem in _CREDENTIAL_STEMS)
             or (index and (pieces[index - 1], piece) in CREDENTIAL_PHRASES)
         ):

@@ -177,28 +177,13 @@ class _PassResult:
     pages: int
     seen: dict[str, str] = field(default_factory=dict)  # {sourcedId: hash} of a comparing read
     front: list[tuple[str, str]] = field(default_factory=list)  # (sourcedId, hash) of page one
+    # Page one came without X-Total-Count in the server's own order: the pass stopped there,
+    # to be made again asking for `sort` (see `one_pass`).
+    wants_sort: bool = False
 
 
 # How a collection's records were read (`EndpointStats.order`).
 SERVER_ORDER, SORTED, WHOLE = "server", "sorted", "whole"
-
-
-@dataclass(frozen=True)
-class _FailedServerOrderPass:
-    """What a pass in the server's own order saw before it failed: enough to tell afterwards
-    whether the order let it down or the collection changed."""
-
-    saved: dict[str, str]  # {sourcedId: hash} it saved
-    totals: list[int]  # every X-Total-Count seen during it
-
-    def explained_by_order(self, now: dict[str, str], totals_now: list[int]) -> bool:
-        """True when a stable sorted pass (`now`, `totals_now`) shows nothing changed: every
-        total agreed and every record the failed pass saw is still there, unchanged. Then only
-        the order failed, and the collection need not be read a second time. Without totals a
-        net change cannot be ruled out, so it counts as changed (as any failed pass did)."""
-        if not self.totals or not totals_now or len(set(self.totals) | set(totals_now)) != 1:
-            return False
-        return self.saved.items() <= now.items()
 
 
 class _SchoolFetch:
@@ -252,8 +237,9 @@ class _SchoolFetch:
         The first pass reads in the server's own order. If it does not hold (a chain break, a
         total that disagrees, a second read that differs), the server's order may be what
         failed (one that reshuffles between requests cannot be paged), so every later pass
-        asks for `sort=sourcedId`. That failure counts as the collection changing (a second
-        read then confirms) unless the sorted pass shows only the order was at fault.
+        asks for `sort=sourcedId`. That failure counts as the collection changing: a second
+        read then confirms. A server that sends no X-Total-Count is asked for `sort` from its
+        first page on (see `one_pass`).
         """
         stats = EndpointStats(attempts=0, order=SERVER_ORDER)
         counter = RequestCounter()
@@ -261,7 +247,6 @@ class _SchoolFetch:
         problems: list[str] = []
         churned = False  # seen changing in an earlier attempt of this fetch
         sort = False  # asked for once the server's own order has let a pass down
-        failed_in_server_order: _FailedServerOrderPass | None = None
         result: _PassResult | None = None
         read_twice = False
         try:
@@ -270,18 +255,22 @@ class _SchoolFetch:
                 if attempt > 1:
                     await self.write(self.writer.reset, collection)
                     await asyncio.sleep(self.settings.retry_policy.backoff_s(attempt - 1))
-                totals_from = len(counter.total_counts)
                 result = await self.one_pass(
                     collection, counter, stats, attempt, save=True, sort=sort
                 )
+                if result.wants_sort:
+                    sort = True
+                    stats.order_reason = (
+                        "sort=sourcedId asked: the server sends no X-Total-Count, so nothing "
+                        "would show a record its own order never served"
+                    )
+                    await self.write(self.writer.reset, collection)
+                    result = await self.one_pass(
+                        collection, counter, stats, attempt, save=True, sort=sort
+                    )
                 problems = result.problems
                 stats.total_count_seen = result.total
                 saved: dict[str, str] | None = None
-                if not problems and failed_in_server_order is not None:
-                    saved = await self.write(self.writer.hashes, collection)
-                    totals = counter.total_counts[totals_from:]
-                    churned = not failed_in_server_order.explained_by_order(saved, totals)
-                    failed_in_server_order = None
                 if not problems and self.needs_second_read(result, churned):
                     if saved is None:
                         saved = await self.write(self.writer.hashes, collection)
@@ -294,15 +283,13 @@ class _SchoolFetch:
                     problems = await self.check_front(collection, counter, stats, result)
                 if not problems:
                     break
+                # A failed pass counts as the collection changing, whatever the order: a sorted
+                # pass after it must then read the same twice. (Even when the failed pass's
+                # records all reappear, one removed and another inserted may be why it failed.)
+                churned = True
                 if sort:
-                    churned = True
-                    failed_in_server_order = None
                     continue
                 sort = True
-                failed_in_server_order = _FailedServerOrderPass(
-                    await self.write(self.writer.hashes, collection),
-                    counter.total_counts[totals_from:],
-                )
                 stats.order_reason = (
                     f"sort=sourcedId asked from attempt {attempt + 1}, as the server's own "
                     f"order did not hold: {problems[0]}"
@@ -562,6 +549,13 @@ class _SchoolFetch:
             first = await fetch_and_save(0)
             has_total = len(counter.total_counts) > first_total_index
             total = counter.total_counts[-1] if has_total else None
+            if total is None and not sort and first.count > 0:
+                # Without a total nothing counts the records, and the chain checks only the one
+                # record where two pages overlap: in an order with ties (ORDER BY a non-unique
+                # column), records can trade places with the offset asked, so that one is never
+                # served, while every page still chains and reads the same twice. Only an order
+                # by a unique key rules that out: such a collection is read sorted.
+                return _PassResult([], None, False, pages, wants_sort=True)
             await fetch_all(planned_offsets(first, total))
             while (offset := chain.next_offset()) is not None:
                 if end_offset is not None and offset > end_offset:

@@ -16,10 +16,6 @@ from types import FrameType
 from typing import Any
 
 
-class FetchInterrupted(Exception):
-    """Ctrl-C came before the snapshot was published: nothing was added to the archive."""
-
-
 class FetchInterrupts:
     """SIGINT handling for one fetch, as a context manager around the whole command (the fetch
     and the printing of its path). Outside the main thread it does nothing."""
@@ -60,8 +56,13 @@ class FetchInterrupts:
         self.count += 1
         if self.publishing:
             return  # held back: the snapshot is being published, the command will finish
-        if self.count == 1 and self._task is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
+        task, loop = self._task, self._loop
+        if self.count > 1 or task is None or loop is None:
+            return
+        # After the fetch's loop has ended (a failure being reported), there is nothing left to
+        # cancel: the command is already on its way out.
+        if not loop.is_closed() and not task.done():
+            loop.call_soon_threadsafe(task.cancel)
 
     def may_publish(self) -> bool:
         """Called by the writer just before the rename: False when Ctrl-C came first. From a

@@ -69,6 +69,11 @@ CREDENTIAL_KEYS = [
     "credentials",
     "apiKey",
     "api_key",
+    "pincode",
+    "PINCODE",
+    "loginpin",
+    "userpasscode",
+    "pw",
 ]
 # `pinned` is kept on purpose: a state ("pinned to the top"), not a PIN. So is `secretary`.
 ORDINARY_KEYS = [
@@ -88,6 +93,7 @@ ORDINARY_KEYS = [
     "keyStage",
     "primaryKey",
     "Pinto",
+    "spin",
 ]
 
 

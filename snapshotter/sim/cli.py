@@ -69,6 +69,11 @@ def describe_term(term: int) -> str:
 @click.option("--inactive-status", is_flag=True, help="Send `inactive` for `tobedeleted`.")
 @click.option("--shuffle-order", is_flag=True, help="Default order changes between requests.")
 @click.option(
+    "--tied-order",
+    is_flag=True,
+    help="Default order has ties: tied records change places with the offset asked.",
+)
+@click.option(
     "--sort-cost-ms-per-1000",
     default=0.0,
     help="Server time a `sort` costs per 1,000 records, on every request (unindexed).",
@@ -94,6 +99,7 @@ def serve(
     booleans_as_strings: bool,
     inactive_status: bool,
     shuffle_order: bool,
+    tied_order: bool,
     sort_cost_ms_per_1000: float,
     quirk_seed: int,
 ) -> None:
@@ -126,6 +132,7 @@ def serve(
         booleans_as_strings=booleans_as_strings,
         inactive_status=inactive_status,
         shuffle_order=shuffle_order,
+        tied_order=tied_order,
         sort_cost_ms_per_1000=sort_cost_ms_per_1000,
         seed=quirk_seed,
     )

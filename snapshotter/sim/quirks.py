@@ -51,6 +51,11 @@ class Quirks:
     booleans_as_strings: bool = False  # enabledUser / primary as "true"/"false"
     inactive_status: bool = False  # send the pre-v1.1 `inactive` instead of `tobedeleted`
     shuffle_order: bool = False  # default order differs between requests (no sort sent)
+    # The default order is by a key with ties (an ORDER BY on a non-unique column): tied records
+    # change places with the offset asked, yet each request answers the same every time. A
+    # page at offset N >= 2 serves the record at N - 2 where N + 1's belongs, so that record is
+    # never served, while the overlap record at N still chains the pages.
+    tied_order: bool = False
     # Server time a sort costs, in ms per 1,000 records sorted, on every request that sorts: an
     # unindexed ORDER BY sorts the whole (filtered) collection again for each page. The server
     # is held (blocked) that long, as a database's CPU would be. 5.6 / 12 models 5.6 ms per

@@ -530,6 +530,10 @@ def _collection(state: SimState, name: str, scope: Scope) -> Response:
     if quirks.shuffle_order and request.sort_path is None:
         positions = list(positions)
         state.random().shuffle(positions)
+    if quirks.tied_order and request.sort_path is None and 2 <= offset < len(positions) - 1:
+        positions = list(positions)
+        swapped = positions[offset - 2], positions[offset + 1]
+        positions[offset + 1], positions[offset - 2] = swapped
     total = len(positions)
     if request.sort_path is not None and quirks.sort_cost_ms_per_1000 > 0:
         # The order itself is cached (the simulator's CPU is not the model); the time an
