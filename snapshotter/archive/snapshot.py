@@ -301,6 +301,21 @@ def _explained(method: _Method) -> _Method:
     return explained  # type: ignore[return-value]
 
 
+def school_name_from_orgs(conn: sqlite3.Connection, estab: str) -> str | None:
+    """The school's own name, from the snapshot's `orgs`: the org whose `identifier` is the
+    estab, else the one org of type school (a school-scoped API serves its school and the
+    trust above it). None when neither settles it: a report then names the estab."""
+    rows = conn.execute(
+        "SELECT name, identifier, type FROM orgs WHERE name IS NOT NULL AND trim(name) != '' "
+        "ORDER BY status = 'active' DESC, sourcedId"
+    ).fetchall()
+    by_identifier = [name for name, identifier, _ in rows if (identifier or "").strip() == estab]
+    if by_identifier:
+        return by_identifier[0].strip()
+    schools = [name for name, _, org_type in rows if org_type == "school"]
+    return schools[0].strip() if len(schools) == 1 else None
+
+
 class SnapshotWriter:
     """One snapshot being written: `save_records` page by page, then `finish` or `abort`.
 
@@ -545,6 +560,8 @@ class SnapshotWriter:
                 c: self._conn.execute(f"SELECT count(*) FROM {quote(c)}").fetchone()[0]
                 for c in COLLECTIONS
             }
+            if meta.school_name is None:
+                meta.school_name = school_name_from_orgs(self._conn, meta.estab)
             with self._conn:
                 for e in ENTITIES:
                     for statement in index_sql(e):
@@ -669,4 +686,5 @@ __all__ = [
     "SnapshotMeta",
     "SnapshotWriter",
     "parse_drop_fields",
+    "school_name_from_orgs",
 ]
