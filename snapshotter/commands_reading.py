@@ -9,14 +9,18 @@ from pathlib import Path
 
 import click
 
+from .commands_archive import archive_dir, config_option
+
 
 @click.command("diff")
 @click.argument("old", required=False)
 @click.argument("new", required=False)
+@config_option
 @click.option(
     "--archive",
     type=click.Path(file_okay=False, path_type=Path),
-    help="The archive directory. Default: $SNAPSHOTTER_ARCHIVE, else ./archive.",
+    help="The archive directory. Default: $SNAPSHOTTER_ARCHIVE, else the config file's "
+    "archive, else ./archive.",
 )
 @click.option("--estab", help="The school, when the archive holds several.")
 @click.option(
@@ -57,6 +61,7 @@ import click
 def diff_command(
     old: str | None,
     new: str | None,
+    config_path: Path | None,
     archive: Path | None,
     estab: str | None,
     terms: tuple[str, ...],
@@ -78,7 +83,7 @@ def diff_command(
     --fail-on-mass-change.
     """
     from .archive.checks import ADVICE
-    from .archive.layout import ArchiveError, UnreadableSnapshot, changes_db_path, default_archive
+    from .archive.layout import ArchiveError, UnreadableSnapshot, changes_db_path
     from .diff.session import DiffOptions, run_and_render
     from .select import check_pair, select_pair
 
@@ -89,7 +94,7 @@ def diff_command(
             err=True,
         )
 
-    archive = archive or default_archive()
+    archive = archive_dir(archive, config_path)
     if output is not None and not output.parent.is_dir():
         raise click.ClickException(f"cannot write {output}: there is no directory {output.parent}")
     specs = [spec for spec in (old, new) if spec] + list(terms)
