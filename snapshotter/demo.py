@@ -8,21 +8,26 @@ print its summary. It writes only into its own demo archive, never into a real o
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .archive.layout import ArchiveError, changes_db_path, read_snapshot_info
+from .archive.layout import ArchiveError, changes_db_path, read_snapshot_info, school_dir
 from .diff.session import run_and_render
-from .fetch import fetch_snapshot
+from .fetch import ProgressCallback, fetch_snapshot
 from .safe_text import printable
 from .select import check_pair
+from .sim.curriculum import school_year_dates, school_year_index, snapshot_time_s
 from .sim.server import DEFAULT_CLIENTS, SimServer
 
 DEFAULT_DEMO_ARCHIVE = Path("demo-archive")
 # Marks a directory as the demo's own: the demo refuses to write anywhere else.
 DEMO_MARKER = ".snapshotter-demo"
 EXAMPLES_PER_SECTION = 3
+# The demo's snapshots say where their times come from: the simulated school's calendar.
+DEMO_SOURCE = "demo (simulated clock)"
 
 
 class DemoError(ArchiveError):
@@ -59,6 +64,24 @@ def _credentials() -> tuple[str, str, str]:
     return rp, estab, secret
 
 
+def term_title(term: int) -> str:
+    """The simulated school's title for a term: "Autumn 2026" for term 0."""
+    title, _, _ = school_year_dates(school_year_index(term)).terms[term % 3]
+    return title
+
+
+def simulated_clock(archive: Path, estab: str, term: int) -> Callable[[], datetime]:
+    """A clock on the simulated school's calendar: the moment its snapshot of `term` is taken
+    (mid-term, 06:00 UTC), running on in real time from now. Each run of the demo in the same
+    archive takes that term's snapshot a minute later, so the newest run is the latest one in
+    the term (and the file names never collide)."""
+    moment = datetime.fromtimestamp(snapshot_time_s(term), UTC)
+    earlier_runs = len(list(school_dir(archive, estab).glob(f"*_{moment:%Y-%m-%d}T*.db")))
+    start = moment + timedelta(minutes=earlier_runs)
+    began = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - began)
+
+
 def _school_name(sim: SimServer) -> str | None:
     schools = [org for org in sim.records("orgs") if org.get("type") == "school"]
     return schools[0].get("name") if schools else None
@@ -70,8 +93,12 @@ def run_demo(
     archive: Path = DEFAULT_DEMO_ARCHIVE,
     seed: int = 1,
     out: Callable[[str], None] = print,
+    progress: ProgressCallback | None = None,
 ) -> DemoResult:
-    """Snapshot the simulated school, advance it `terms` terms, snapshot, diff, report."""
+    """Snapshot the simulated school, advance it `terms` terms, snapshot, diff, report.
+
+    The snapshots are stamped with the simulated school's dates (see `simulated_clock`), so
+    `--term "Autumn 2026"` and the school years a report prints find them."""
     if pupils < 1 or terms < 1:
         raise DemoError("the demo needs at least one pupil and one term")
     prepare_demo_archive(archive)
@@ -83,12 +110,21 @@ def run_demo(
 
         def snapshot(term: int) -> Path:
             outcome = fetch_snapshot(
-                sim.base_url, rp, estab, secret, archive, school_name=school_name
+                sim.base_url,
+                rp,
+                estab,
+                secret,
+                archive,
+                school_name=school_name,
+                progress=progress,
+                clock=simulated_clock(archive, estab, term),
+                source=DEMO_SOURCE,
             )
             if outcome.path is None or not outcome.complete:
                 raise DemoError(f"the snapshot of term {term} is incomplete: {outcome.reason}")
             records = sum(outcome.record_counts.values())
-            out(f"Snapshot of term {term}: {records} records in {outcome.path}")
+            taken = f"{term_title(term)}, simulated date {outcome.path.stem.split('_')[-1][:10]}"
+            out(f"Snapshot of term {term}: {records} records ({taken}) in {outcome.path}")
             return outcome.path
 
         old_path = snapshot(0)
@@ -107,5 +143,8 @@ def run_demo(
     out(text.getvalue().rstrip("\n"))
     out("")
     out(f"The report is saved in {changes_db} (run {result.run_id}). All of it:")
-    out(f"  snapshotter diff --archive {archive}")
+    out(
+        f'  snapshotter diff --archive {archive} --term "{term_title(0)}" '
+        f'--term "{term_title(terms)}"'
+    )
     return DemoResult(old_path, new_path, changes_db, result.run_id)

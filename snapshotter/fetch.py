@@ -52,6 +52,7 @@ from .archive.snapshot import (
     SnapshotMeta,
     SnapshotWriter,
     parse_drop_fields,
+    utc_now,
 )
 from .canonical import canonical_with_hash
 from .model import COLLECTIONS, ENTITY_BY_COLLECTION
@@ -657,6 +658,8 @@ async def fetch_snapshot_async(
     page_size: int = DEFAULT_PAGE_SIZE,
     settings: FetchSettings | None = None,
     progress: ProgressCallback | None = None,
+    clock: Callable[[], datetime] | None = None,
+    source: str = "fetch",
 ) -> FetchOutcome:
     """Take one snapshot of a school (see `fetch_snapshot`)."""
     if settings is None:
@@ -668,7 +671,7 @@ async def fetch_snapshot_async(
             f"base URL {public_base_url(base_url)!r} is not an http(s) URL; "
             f"Xporter's is {PRODUCTION_BASE_URL}"
         )
-    started_at = datetime.now(UTC)
+    started_at = clock() if clock is not None else datetime.now(UTC)
     limits = httpx.Limits(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
     )
@@ -686,11 +689,12 @@ async def fetch_snapshot_async(
         writer = SnapshotWriter(archive, estab, started_at=started_at, drop_fields=drop_fields)
         meta = SnapshotMeta(
             estab=estab,
-            source="fetch",
+            source=source,
             started_at=started_at,
             school_name=school_name,
             rp=rp,
             base_url=public_base_url(base_url),
+            clock=clock or utc_now,
         )
         school = _SchoolFetch(
             client,
@@ -718,13 +722,16 @@ def fetch_snapshot(
     page_size: int = DEFAULT_PAGE_SIZE,
     settings: FetchSettings | None = None,
     progress: ProgressCallback | None = None,
+    clock: Callable[[], datetime] | None = None,
+    source: str = "fetch",
 ) -> FetchOutcome:
     """Take one full snapshot of a school into `archive/<estab>/`.
 
     Returns the outcome (its `path` is the new snapshot file). Raises `AuthError` when the
     provider refuses the credentials and `FetchError` (naming endpoint, offset and what to do)
     when an endpoint cannot be fetched; with `allow_partial`, endpoint failures instead leave a
-    snapshot marked incomplete. On any failure nothing is left in the archive.
+    snapshot marked incomplete. On any failure nothing is left in the archive. `clock` gives
+    the times recorded (and the file's name); `source` the snapshot's `source` metadata.
     """
     return asyncio.run(
         fetch_snapshot_async(
@@ -740,6 +747,8 @@ def fetch_snapshot(
             page_size=page_size,
             settings=settings,
             progress=progress,
+            clock=clock,
+            source=source,
         )
     )
 

@@ -106,10 +106,14 @@ class EndpointStats:
     order_reason: str | None = None
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class SnapshotMeta:
     estab: str
-    source: str  # "fetch" or "import"
+    source: str  # "fetch" or "import"; "demo (simulated clock)" for the demo's snapshots
     started_at: datetime
     school_name: str | None = None
     rp: str | None = None
@@ -117,6 +121,8 @@ class SnapshotMeta:
     provider_version: Any = None
     auth_version: Any = None
     endpoints: dict[str, EndpointStats] = field(default_factory=dict)
+    # What `finished_at` is read from: the demo's runs on the simulated school's calendar.
+    clock: Callable[[], datetime] = field(default=utc_now, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -605,7 +611,7 @@ class SnapshotWriter:
                 meta.base_url,
                 meta.source,
                 utc_iso(meta.started_at),
-                utc_iso(datetime.now(UTC)),
+                utc_iso(meta.clock()),
                 __version__,
                 None if meta.provider_version is None else dumps(meta.provider_version),
                 None if meta.auth_version is None else dumps(meta.auth_version),
