@@ -151,8 +151,12 @@ def demo_command(pupils: int, terms: int, archive: Path) -> None:
     """
     from .archive.layout import ArchiveError
     from .demo import run_demo
+    from .progress import ProgressDisplay
 
     try:
-        run_demo(pupils=pupils, terms=terms, archive=archive, out=click.echo)
+        # Progress per snapshot on stderr, as for fetch: a big school takes seconds each.
+        run_demo(
+            pupils=pupils, terms=terms, archive=archive, out=click.echo, progress=ProgressDisplay()
+        )
     except ArchiveError as exc:
         raise click.ClickException(str(exc)) from exc

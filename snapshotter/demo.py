@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .archive.layout import ArchiveError, changes_db_path, read_snapshot_info, school_dir
 from .diff.session import run_and_render
-from .fetch import ProgressCallback, fetch_snapshot
+from .fetch import FetchOutcome, fetch_snapshot
+from .progress import ProgressDisplay
 from .safe_text import printable
 from .select import check_pair
 from .sim.curriculum import school_year_dates, school_year_index, snapshot_time_s
@@ -93,7 +94,7 @@ def run_demo(
     archive: Path = DEFAULT_DEMO_ARCHIVE,
     seed: int = 1,
     out: Callable[[str], None] = print,
-    progress: ProgressCallback | None = None,
+    progress: ProgressDisplay | None = None,
 ) -> DemoResult:
     """Snapshot the simulated school, advance it `terms` terms, snapshot, diff, report.
 
@@ -109,7 +110,22 @@ def run_demo(
         out(f"Simulated Xporter server for {school} ({pupils} pupils) at {sim.base_url}")
 
         def snapshot(term: int) -> Path:
-            outcome = fetch_snapshot(
+            if progress is not None:
+                progress.label = f"Term {term}"
+            try:
+                outcome = _fetch(term)
+            finally:
+                if progress is not None:
+                    progress.close()
+            if outcome.path is None or not outcome.complete:
+                raise DemoError(f"the snapshot of term {term} is incomplete: {outcome.reason}")
+            records = sum(outcome.record_counts.values())
+            taken = f"{term_title(term)}, simulated date {outcome.path.stem.split('_')[-1][:10]}"
+            out(f"Snapshot of term {term}: {records} records ({taken}) in {outcome.path}")
+            return outcome.path
+
+        def _fetch(term: int) -> FetchOutcome:
+            return fetch_snapshot(
                 sim.base_url,
                 rp,
                 estab,
@@ -120,12 +136,6 @@ def run_demo(
                 clock=simulated_clock(archive, estab, term),
                 source=DEMO_SOURCE,
             )
-            if outcome.path is None or not outcome.complete:
-                raise DemoError(f"the snapshot of term {term} is incomplete: {outcome.reason}")
-            records = sum(outcome.record_counts.values())
-            taken = f"{term_title(term)}, simulated date {outcome.path.stem.split('_')[-1][:10]}"
-            out(f"Snapshot of term {term}: {records} records ({taken}) in {outcome.path}")
-            return outcome.path
 
         old_path = snapshot(0)
         for term in range(1, terms + 1):
