@@ -48,6 +48,11 @@ class SelectionError(ArchiveError):
 
 def school_of_archive(archive: Path, estab: str | None) -> str:
     """The school to look at: the one given, or the only one the archive holds."""
+    if not archive.is_dir():
+        raise SelectionError(
+            f"there is no archive at {archive}: no such directory. Check --archive, "
+            "$SNAPSHOTTER_ARCHIVE or the config file's `archive`"
+        )
     if estab is not None:
         return estab
     schools = sorted({path.parent.name for path in snapshot_paths(archive)})

@@ -89,3 +89,11 @@ def test_snapshots_of_an_archive_that_does_not_exist_says_so_and_exits_1(tmp_pat
     assert result.exit_code == 1
     assert f"there is no archive at {missing}: no such directory" in result.stderr
     assert not missing.exists()
+
+
+def test_diff_on_an_archive_that_does_not_exist_says_so(tmp_path: Path):
+    missing = tmp_path / "no-such-archive"
+    result = _run(["diff", "--archive", str(missing)])
+    assert result.exit_code == 1
+    assert f"there is no archive at {missing}: no such directory" in result.stderr
+    assert not missing.exists()
