@@ -104,6 +104,8 @@ def run_demo(
         raise DemoError("the demo needs at least one pupil and one term")
     prepare_demo_archive(archive)
     rp, estab, secret = _credentials()
+    if progress is not None:  # seconds of work at 10,000 pupils, said rather than silent
+        progress.message(f"Generating the simulated school ({pupils} pupils)...")
     with SimServer(pupils=pupils, term=0, seed=seed) as sim:
         school_name = _school_name(sim)
         school = printable(school_name or estab)
@@ -138,6 +140,10 @@ def run_demo(
             )
 
         old_path = snapshot(0)
+        if progress is not None:
+            progress.message(
+                f"Moving the simulated school on {terms} term{'s' if terms > 1 else ''}..."
+            )
         for term in range(1, terms + 1):
             sim.set_term(term)
         rollover = " (a new school year)" if terms >= 3 else ""

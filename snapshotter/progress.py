@@ -124,6 +124,11 @@ class ProgressDisplay:
         bar.width = max(0, columns - 1 - _visible_width(bar.format_progress_line()))
         bar.render_progress()
 
+    def message(self, text: str) -> None:
+        """A line of its own between fetches (what a long silent step is doing)."""
+        self.stream.write(printable(text) + "\n")
+        self.stream.flush()
+
     def close(self) -> None:
         """End the display of one fetch (the same display may then show another)."""
         if self.live and self._bar is not None:

@@ -81,8 +81,10 @@ def test_the_demo_shows_progress_for_each_snapshot_within_the_terminal(tmp_path:
     terminal, stdout, status = _run_on_a_terminal(args)
     assert status == 0, terminal
     assert "Term 0 " in terminal and "Term 1 " in terminal
+    assert "Generating the simulated school (150 pupils)..." in terminal
+    assert "Moving the simulated school on 1 term..." in terminal
     scrolled, stretches = _rows(terminal)
-    assert scrolled <= 16, terminal  # two snapshots
+    assert scrolled <= 18, terminal  # two snapshots and what happens between them
     assert max(len(s) for s in stretches) <= 79, max(stretches, key=len)
     assert "Changes for " in stdout
 
