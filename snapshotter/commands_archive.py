@@ -10,8 +10,9 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,7 +25,7 @@ from .api.defaults import (
 from .api.errors import ApiError, AuthError
 from .archive.layout import ARCHIVE_ENV, ArchiveError, SnapshotInfo, default_archive, list_archive
 from .archive.snapshot import SnapshotDataError
-from .config import DEFAULT_CONFIG, Config, ConfigError, load_config
+from .config import DEFAULT_CONFIG, Config, ConfigError, SchoolConfig, load_config
 from .safe_text import printable
 
 # The fetch (httpx, asyncio) and the importer are imported inside the commands that use them,
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from .fetch import FetchOutcome
 
 SECRET_ENV = "SNAPSHOTTER_SECRET"
+ARCHIVE_HELP = (
+    f"Archive directory [default: ${ARCHIVE_ENV}, else the config file's archive, else ./archive]."
+)
 EXIT_FAILED = 1
 EXIT_AUTH = 2
 EXIT_INCOMPLETE = 3
@@ -68,8 +72,28 @@ def _archive(option: Path | None, config: Config | None) -> Path:
     return config.archive
 
 
-def _read_secret(secret_file: Path | None, secret_env: str) -> str:
-    """From --secret-file, else the environment, else a hidden prompt on a terminal."""
+def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--config FILE`, read by every command that takes `--archive` for its `archive`."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"TOML config file [default: {DEFAULT_CONFIG} when present].",
+    )(command)
+
+
+def archive_dir(option: Path | None, config_path: Path | None) -> Path:
+    """The archive: `--archive`, else $SNAPSHOTTER_ARCHIVE, else the config file's `archive`,
+    else ./archive (the same for every command, so `snapshots` and `diff` find what
+    `fetch --all` wrote)."""
+    return _archive(option, _load_config(config_path))
+
+
+def _read_secret(
+    secret_file: Path | None, secret_env: str, *, school: SchoolConfig | None = None
+) -> str:
+    """From --secret-file, else the environment, else a hidden prompt on a terminal. A school
+    of the config file is looked up in its own `secret_env` first."""
     if secret_file is not None:
         try:
             secret = secret_file.read_text(encoding="utf-8").strip()
@@ -86,11 +110,19 @@ def _read_secret(secret_file: Path | None, secret_env: str) -> str:
         if not secret:
             raise click.UsageError(f"--secret-file {secret_file} is empty")
         return secret
-    secret = os.environ.get(secret_env, "")
-    if secret:
-        return secret
+    names = [school.secret_env, secret_env] if school is not None else [secret_env]
+    for name in dict.fromkeys(names):
+        secret = os.environ.get(name, "")
+        if secret:
+            return secret
     if sys.stdin.isatty():
         return click.prompt("Shared secret", hide_input=True, err=True)
+    if school is not None:
+        raise click.UsageError(
+            f"no shared secret for {school.name}: set {school.secret_env} (its `secret_env` "
+            "in the config file), pass --secret-file, or run on a terminal to be asked for it "
+            "(it is never taken as a plain argument)"
+        )
     raise click.UsageError(
         f"no shared secret: set {secret_env}, pass --secret-file, or run on a terminal to be "
         "asked for it (it is never taken as a plain argument)"
@@ -121,17 +153,12 @@ def _report(outcome: FetchOutcome) -> None:
 @click.option(
     "--all", "fetch_all", is_flag=True, help="Fetch every school in the config file, concurrently."
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help=f"TOML config file [default: {DEFAULT_CONFIG} when present].",
-)
+@config_option
 @click.option(
     "--archive",
     type=click.Path(file_okay=False, path_type=Path),
     envvar=ARCHIVE_ENV,
-    help=f"Archive directory [default: ./archive, or ${ARCHIVE_ENV}].",
+    help=ARCHIVE_HELP,
 )
 @click.option(
     "--secret-file",
@@ -258,7 +285,7 @@ def fetch_command(
                 click.echo(str(outcome.path))
         sys.exit(worst)
 
-    secret_env = SECRET_ENV
+    school: SchoolConfig | None = None
     insecure_http_allowed = allow_insecure_http or bool(config and config.allow_insecure_http)
     if school_name is not None:
         if config is None:
@@ -271,8 +298,6 @@ def fetch_command(
         base_url = base_url or school.base_url
         drop_fields = tuple(dict.fromkeys(school.drop_fields + drop_fields))
         insecure_http_allowed = allow_insecure_http or school.allow_insecure_http
-        if school.secret():
-            secret_env = school.secret_env
         school_name = school.name
     if not rp or not estab:
         raise click.UsageError("give --rp and --estab (or --school NAME, or --all)")
@@ -281,7 +306,7 @@ def fetch_command(
         refuse_plain_http(base_url, insecure_http_allowed)
     except InsecureTransportError as exc:
         raise click.UsageError(str(exc)) from None
-    secret = _read_secret(secret_file, secret_env)
+    secret = _read_secret(secret_file, SECRET_ENV, school=school)
     # Ctrl-C: before the snapshot is published it stops the fetch and leaves nothing; once it
     # is published it waits until the path is printed (exit 0), so status and archive agree.
     with FetchInterrupts() as interrupts:
@@ -320,11 +345,12 @@ def fetch_command(
     "--estab", required=True, help="Establishment identifier the snapshot is filed under."
 )
 @click.option("--school-name", help="The school's name, for the snapshot's metadata.")
+@config_option
 @click.option(
     "--archive",
     type=click.Path(file_okay=False, path_type=Path),
     envvar=ARCHIVE_ENV,
-    help=f"Archive directory [default: ./archive, or ${ARCHIVE_ENV}].",
+    help=ARCHIVE_HELP,
 )
 @click.option(
     "--drop-field",
@@ -342,6 +368,7 @@ def import_command(
     source_dir: Path,
     estab: str,
     school_name: str | None,
+    config_path: Path | None,
     archive: Path | None,
     drop_fields: tuple[str, ...],
     allow_partial: bool,
@@ -357,7 +384,7 @@ def import_command(
         path = import_snapshot(
             source_dir,
             estab,
-            archive or default_archive(),
+            archive_dir(archive, config_path),
             school_name=school_name,
             drop_fields=drop_fields,
             allow_partial=allow_partial,
@@ -381,18 +408,28 @@ def _human_size(size: int) -> str:
 
 
 @click.command("snapshots")
+@config_option
 @click.option(
     "--archive",
     type=click.Path(file_okay=False, path_type=Path),
     envvar=ARCHIVE_ENV,
-    help=f"Archive directory [default: ./archive, or ${ARCHIVE_ENV}].",
+    help=ARCHIVE_HELP,
 )
 @click.option("--estab", help="Only this school.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list instead of a table.")
-def snapshots_command(archive: Path | None, estab: str | None, as_json: bool) -> None:
+def snapshots_command(
+    config_path: Path | None, archive: Path | None, estab: str | None, as_json: bool
+) -> None:
     """List the snapshots in the archive, oldest first."""
+    directory = archive_dir(archive, config_path)
+    if not directory.is_dir():
+        _fail(
+            f"there is no archive at {directory}: no such directory. Check --archive, "
+            f"${ARCHIVE_ENV} or the config file's `archive`",
+            EXIT_FAILED,
+        )
     try:
-        listing = list_archive(archive or default_archive(), estab)
+        listing = list_archive(directory, estab)
     except ArchiveError as exc:  # an --estab with nothing to name files by
         raise click.UsageError(str(exc)) from None
     # Files that cannot be read are listed in their place and said so on stderr, never skipped:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from .commands_archive import archive_dir, config_option
+
 
 def _refuse_output_into_archive(
     output: Path, archive: Path, snapshots: tuple[Path, ...] = ()
@@ -38,10 +40,12 @@ def _refuse_output_into_archive(
 @click.command("diff")
 @click.argument("old", required=False)
 @click.argument("new", required=False)
+@config_option
 @click.option(
     "--archive",
     type=click.Path(file_okay=False, path_type=Path),
-    help="The archive directory. Default: $SNAPSHOTTER_ARCHIVE, else ./archive.",
+    help="The archive directory. Default: $SNAPSHOTTER_ARCHIVE, else the config file's "
+    "archive, else ./archive.",
 )
 @click.option("--estab", help="The school, when the archive holds several.")
 @click.option(
@@ -82,6 +86,7 @@ def _refuse_output_into_archive(
 def diff_command(
     old: str | None,
     new: str | None,
+    config_path: Path | None,
     archive: Path | None,
     estab: str | None,
     terms: tuple[str, ...],
@@ -103,7 +108,7 @@ def diff_command(
     --fail-on-mass-change.
     """
     from .archive.checks import ADVICE
-    from .archive.layout import ArchiveError, UnreadableSnapshot, changes_db_path, default_archive
+    from .archive.layout import ArchiveError, UnreadableSnapshot, changes_db_path
     from .diff.session import DiffOptions, run_and_render
     from .select import check_pair, select_pair
 
@@ -114,7 +119,7 @@ def diff_command(
             err=True,
         )
 
-    archive = archive or default_archive()
+    archive = archive_dir(archive, config_path)
     if output is not None and not output.parent.is_dir():
         raise click.ClickException(f"cannot write {output}: there is no directory {output.parent}")
     if output is not None:
@@ -175,8 +180,12 @@ def demo_command(pupils: int, terms: int, archive: Path) -> None:
     """
     from .archive.layout import ArchiveError
     from .demo import run_demo
+    from .progress import ProgressDisplay
 
     try:
-        run_demo(pupils=pupils, terms=terms, archive=archive, out=click.echo)
+        # Progress per snapshot on stderr, as for fetch: a big school takes seconds each.
+        run_demo(
+            pupils=pupils, terms=terms, archive=archive, out=click.echo, progress=ProgressDisplay()
+        )
     except ArchiveError as exc:
         raise click.ClickException(str(exc)) from exc

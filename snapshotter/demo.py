@@ -8,21 +8,27 @@ print its summary. It writes only into its own demo archive, never into a real o
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .archive.layout import ArchiveError, changes_db_path, read_snapshot_info
+from .archive.layout import ArchiveError, changes_db_path, read_snapshot_info, school_dir
 from .diff.session import run_and_render
-from .fetch import fetch_snapshot
+from .fetch import FetchOutcome, fetch_snapshot
+from .progress import ProgressDisplay
 from .safe_text import printable
 from .select import check_pair
+from .sim.curriculum import school_year_dates, school_year_index, snapshot_time_s
 from .sim.server import DEFAULT_CLIENTS, SimServer
 
 DEFAULT_DEMO_ARCHIVE = Path("demo-archive")
 # Marks a directory as the demo's own: the demo refuses to write anywhere else.
 DEMO_MARKER = ".snapshotter-demo"
 EXAMPLES_PER_SECTION = 3
+# The demo's snapshots say where their times come from: the simulated school's calendar.
+DEMO_SOURCE = "demo (simulated clock)"
 
 
 class DemoError(ArchiveError):
@@ -59,6 +65,24 @@ def _credentials() -> tuple[str, str, str]:
     return rp, estab, secret
 
 
+def term_title(term: int) -> str:
+    """The simulated school's title for a term: "Autumn 2026" for term 0."""
+    title, _, _ = school_year_dates(school_year_index(term)).terms[term % 3]
+    return title
+
+
+def simulated_clock(archive: Path, estab: str, term: int) -> Callable[[], datetime]:
+    """A clock on the simulated school's calendar: the moment its snapshot of `term` is taken
+    (mid-term, 06:00 UTC), running on in real time from now. Each run of the demo in the same
+    archive takes that term's snapshot a minute later, so the newest run is the latest one in
+    the term (and the file names never collide)."""
+    moment = datetime.fromtimestamp(snapshot_time_s(term), UTC)
+    earlier_runs = len(list(school_dir(archive, estab).glob(f"*_{moment:%Y-%m-%d}T*.db")))
+    start = moment + timedelta(minutes=earlier_runs)
+    began = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - began)
+
+
 def _school_name(sim: SimServer) -> str | None:
     schools = [org for org in sim.records("orgs") if org.get("type") == "school"]
     return schools[0].get("name") if schools else None
@@ -70,28 +94,56 @@ def run_demo(
     archive: Path = DEFAULT_DEMO_ARCHIVE,
     seed: int = 1,
     out: Callable[[str], None] = print,
+    progress: ProgressDisplay | None = None,
 ) -> DemoResult:
-    """Snapshot the simulated school, advance it `terms` terms, snapshot, diff, report."""
+    """Snapshot the simulated school, advance it `terms` terms, snapshot, diff, report.
+
+    The snapshots are stamped with the simulated school's dates (see `simulated_clock`), so
+    `--term "Autumn 2026"` and the school years a report prints find them."""
     if pupils < 1 or terms < 1:
         raise DemoError("the demo needs at least one pupil and one term")
     prepare_demo_archive(archive)
     rp, estab, secret = _credentials()
+    if progress is not None:  # seconds of work at 10,000 pupils, said rather than silent
+        progress.message(f"Generating the simulated school ({pupils} pupils)...")
     with SimServer(pupils=pupils, term=0, seed=seed) as sim:
         school_name = _school_name(sim)
         school = printable(school_name or estab)
         out(f"Simulated Xporter server for {school} ({pupils} pupils) at {sim.base_url}")
 
         def snapshot(term: int) -> Path:
-            outcome = fetch_snapshot(
-                sim.base_url, rp, estab, secret, archive, school_name=school_name
-            )
+            if progress is not None:
+                progress.label = f"Term {term}"
+            try:
+                outcome = _fetch(term)
+            finally:
+                if progress is not None:
+                    progress.close()
             if outcome.path is None or not outcome.complete:
                 raise DemoError(f"the snapshot of term {term} is incomplete: {outcome.reason}")
             records = sum(outcome.record_counts.values())
-            out(f"Snapshot of term {term}: {records} records in {outcome.path}")
+            taken = f"{term_title(term)}, simulated date {outcome.path.stem.split('_')[-1][:10]}"
+            out(f"Snapshot of term {term}: {records} records ({taken}) in {outcome.path}")
             return outcome.path
 
+        def _fetch(term: int) -> FetchOutcome:
+            return fetch_snapshot(
+                sim.base_url,
+                rp,
+                estab,
+                secret,
+                archive,
+                school_name=school_name,
+                progress=progress,
+                clock=simulated_clock(archive, estab, term),
+                source=DEMO_SOURCE,
+            )
+
         old_path = snapshot(0)
+        if progress is not None:
+            progress.message(
+                f"Moving the simulated school on {terms} term{'s' if terms > 1 else ''}..."
+            )
         for term in range(1, terms + 1):
             sim.set_term(term)
         rollover = " (a new school year)" if terms >= 3 else ""
@@ -107,5 +159,8 @@ def run_demo(
     out(text.getvalue().rstrip("\n"))
     out("")
     out(f"The report is saved in {changes_db} (run {result.run_id}). All of it:")
-    out(f"  snapshotter diff --archive {archive}")
+    out(
+        f'  snapshotter diff --archive {archive} --term "{term_title(0)}" '
+        f'--term "{term_title(terms)}"'
+    )
     return DemoResult(old_path, new_path, changes_db, result.run_id)

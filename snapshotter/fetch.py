@@ -54,6 +54,7 @@ from .archive.snapshot import (
     SnapshotMeta,
     SnapshotWriter,
     parse_drop_fields,
+    utc_now,
 )
 from .canonical import canonical_with_hash
 from .interrupts import FetchInterrupts
@@ -706,6 +707,8 @@ async def fetch_snapshot_async(
     progress: ProgressCallback | None = None,
     interrupts: FetchInterrupts | None = None,
     allow_insecure_http: bool = False,
+    clock: Callable[[], datetime] | None = None,
+    source: str = "fetch",
 ) -> FetchOutcome:
     """Take one snapshot of a school (see `fetch_snapshot`)."""
     if interrupts is not None:
@@ -722,7 +725,7 @@ async def fetch_snapshot_async(
             f"Xporter's is {PRODUCTION_BASE_URL}"
         )
     refuse_plain_http(base_url, allow_insecure_http)  # before any request
-    started_at = datetime.now(UTC)
+    started_at = clock() if clock is not None else datetime.now(UTC)
     limits = httpx.Limits(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
     )
@@ -740,11 +743,12 @@ async def fetch_snapshot_async(
         writer = SnapshotWriter(archive, estab, started_at=started_at, drop_fields=drop_fields)
         meta = SnapshotMeta(
             estab=estab,
-            source="fetch",
+            source=source,
             started_at=started_at,
             school_name=school_name,
             rp=rp,
             base_url=public_base_url(base_url),
+            clock=clock or utc_now,
         )
         school = _SchoolFetch(
             client,
@@ -775,6 +779,8 @@ def fetch_snapshot(
     progress: ProgressCallback | None = None,
     interrupts: FetchInterrupts | None = None,
     allow_insecure_http: bool = False,
+    clock: Callable[[], datetime] | None = None,
+    source: str = "fetch",
 ) -> FetchOutcome:
     """Take one full snapshot of a school into `archive/<estab>/`.
 
@@ -783,7 +789,8 @@ def fetch_snapshot(
     when an endpoint cannot be fetched; with `allow_partial`, endpoint failures instead leave a
     snapshot marked incomplete. On any failure nothing is left in the archive. Plain
     `http://` to a host other than this machine raises `InsecureTransportError` before any
-    request, unless `allow_insecure_http`.
+    request, unless `allow_insecure_http`. `clock` gives the times recorded (and the file's
+    name); `source` the snapshot's `source` metadata.
 
     With `interrupts` (installed by the caller around the fetch and the printing of the path),
     Ctrl-C before the snapshot is published raises `KeyboardInterrupt` with nothing left in the
@@ -806,6 +813,8 @@ def fetch_snapshot(
                 progress=progress,
                 interrupts=interrupts,
                 allow_insecure_http=allow_insecure_http,
+                clock=clock,
+                source=source,
             )
         )
     except (asyncio.CancelledError, PublishRefused):

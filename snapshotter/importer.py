@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .api.envelope import decode_json, records_from_envelope
 from .api.envelope import loads as fast_loads
+from .api.envelope import records_from_envelope
 from .api.errors import FetchError
 from .archive.snapshot import (
     ConflictingRecordsError,
@@ -67,6 +67,12 @@ def source_files(source_dir: Path) -> dict[str, Path]:
     return found
 
 
+def _why_not_json(exc: ValueError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+
+
 def _ndjson_batches(path: Path, batch_size: int) -> Iterator[tuple[int, list[Any]]]:
     batch: list[Any] = []
     start = 0
@@ -77,9 +83,9 @@ def _ndjson_batches(path: Path, batch_size: int) -> Iterator[tuple[int, list[Any
                 continue
             try:
                 batch.append(loads(line))
-            except json.JSONDecodeError as exc:
+            except ValueError as exc:  # bad JSON, or bytes that are not UTF-8
                 raise ImportSourceError(
-                    f"{path.name} line {number + 1}: not valid JSON ({exc.msg})"
+                    f"{path.name} line {number + 1}: not valid JSON ({_why_not_json(exc)})"
                 ) from None
             if len(batch) >= batch_size:
                 yield start, batch
@@ -126,9 +132,9 @@ def _prepare_chunk(
             continue
         try:
             records.append(loads(line))
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # bad JSON, or bytes that are not UTF-8
             raise SnapshotDataError(
-                collection, len(records), f"not valid JSON ({exc.msg})"
+                collection, len(records), f"not valid JSON ({_why_not_json(exc)})"
             ) from None
     prepared = prepare_page(collection, dropped, records, 0)
     return _ChunkDone(
@@ -184,14 +190,45 @@ def _save_in_parallel(
             store(pending.popleft())
 
 
+# What a saved response file must hold, said after anything wrong with one: the file is the
+# user's, so the advice is about the file, never about the provider.
+_FILE_SHAPE = (
+    'a saved response is the API envelope {{"{collection}": [...]}} (or a list of such '
+    "pages) as UTF-8 JSON, or {collection}.ndjson with one record a line"
+)
+
+
+def _not_a_saved_response(path: Path, collection: str, problem: str) -> ImportSourceError:
+    shape = _FILE_SHAPE.format(collection=collection)
+    return ImportSourceError(f"{path} is not a saved {collection} response: {problem}; {shape}")
+
+
 def _envelope_batches(
     path: Path, collection: str, batch_size: int
 ) -> Iterator[tuple[int, list[Any]]]:
-    body = decode_json(collection, path.read_text(encoding="utf-8"))
-    pages = body if isinstance(body, list) else [body]
+    try:
+        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise _not_a_saved_response(
+            path, collection, f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at {exc.start})"
+        ) from None
+    if not text.strip():
+        raise _not_a_saved_response(path, collection, "the file is empty")
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = f"not valid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})"
+        if text.lstrip().startswith("<"):
+            problem = "an HTML or XML page, not JSON"
+        raise _not_a_saved_response(path, collection, problem) from None
+    pages = body if isinstance(body, list) and all(isinstance(p, dict) for p in body) else [body]
     offset = 0
     for page in pages:
-        records, _warnings = records_from_envelope(collection, page, offset=offset)
+        try:
+            records, _warnings = records_from_envelope(collection, page, offset=offset)
+        except FetchError as exc:
+            where = f" (the page at record {offset})" if len(pages) > 1 else ""
+            raise _not_a_saved_response(path, collection, exc.problem + where) from None
         for start in range(0, len(records), batch_size):
             yield offset + start, records[start : start + batch_size]
         offset += len(records)

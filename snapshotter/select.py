@@ -8,7 +8,8 @@ A snapshot may be named by:
   snapshot was taken (`2026-09-01T08:30:00.000Z`) and the time in its file name
   (`2026-09-01T083000Z`); when several match, the latest of them;
 - an academic session title such as `"Autumn 2026"` or `"2026/27"`: the latest snapshot taken
-  inside that session, by the dates of the session in the snapshot's own `academicSessions`.
+  inside that term, by the dates of the term in the snapshot's own `academicSessions`; for a
+  school year, the latest snapshot whose data is in it, as the report says (`diff.volume`).
 
 Only complete snapshots are candidates unless partial ones are allowed. "Latest" and "the one
 before" follow the archive's order: the time each snapshot began, to the millisecond, then its
@@ -47,6 +48,11 @@ class SelectionError(ArchiveError):
 
 def school_of_archive(archive: Path, estab: str | None) -> str:
     """The school to look at: the one given, or the only one the archive holds."""
+    if not archive.is_dir():
+        raise SelectionError(
+            f"there is no archive at {archive}: no such directory. Check --archive, "
+            "$SNAPSHOTTER_ARCHIVE or the config file's `archive`"
+        )
     if estab is not None:
         return estab
     schools = sorted({path.parent.name for path in snapshot_paths(archive)})
@@ -70,23 +76,32 @@ def taken_moment(info: SnapshotInfo) -> datetime:
     return parse_started_at(info.taken_at)
 
 
-def _session_dates(info: SnapshotInfo, title: str) -> tuple[str, str | None] | None:
-    """The (startDate, endDate) of the session titled `title` in the snapshot, if it has one."""
+def _session_dates(info: SnapshotInfo, title: str) -> tuple[str, str | None, str | None] | None:
+    """The (startDate, endDate, type) of the session titled `title` in the snapshot, if any."""
     with blaming_snapshots(info.path), closing(open_snapshot(info.path)) as conn:
         row = conn.execute(
-            "SELECT startDate, endDate FROM academicSessions "
+            "SELECT startDate, endDate, type FROM academicSessions "
             "WHERE lower(trim(title)) = lower(trim(?)) AND startDate IS NOT NULL "
             "ORDER BY status = 'active' DESC LIMIT 1",
             (title,),
         ).fetchone()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def _in_session(info: SnapshotInfo, title: str) -> bool:
-    dates = _session_dates(info, title)
-    if dates is None:
+    session = _session_dates(info, title)
+    if session is None:
         return False
-    start, end = dates
+    start, end, session_type = session
+    if session_type == "schoolYear":
+        # A school year is the one the report prints for the snapshot (its data's, which an MIS
+        # may roll over in July or September, whatever day it was taken): "2027/28" finds every
+        # snapshot a report calls "school year 2027/28". Imported here: diff.volume imports
+        # this module.
+        from .diff.volume import current_school_year
+
+        year = current_school_year(info)
+        return year is not None and year.title.strip().lower() == title.strip().lower()
     taken = taken_moment(info).date().isoformat()
     return start <= taken and (end is None or taken < end)
 

@@ -31,7 +31,10 @@ def test_the_demo_snapshots_advances_diffs_saves_and_prints_the_summary(
     assert any(line.startswith("Snapshot of term 1: ") for line in lines)
     assert any(line.startswith("Changes for ") for line in lines)
     assert any("users removed" in line for line in lines)
-    assert "  snapshotter diff --archive demo-archive" in lines
+    assert (
+        '  snapshotter diff --archive demo-archive --term "Autumn 2026" --term "Spring 2027"'
+        in (lines)
+    )
     snapshots = sorted((archive / "3281110").glob("*.db"))
     assert len(snapshots) == 2
     with sqlite3.connect(archive / "changes.db") as conn:

@@ -1,8 +1,10 @@
-"""The progress display: one redrawn line on a terminal, a line per endpoint elsewhere."""
+"""The progress display: one redrawn bar on a terminal, a line per endpoint elsewhere."""
 
 from __future__ import annotations
 
 import io
+
+import click
 
 from snapshotter.fetch import EndpointProgress
 from snapshotter.progress import ProgressDisplay
@@ -12,16 +14,18 @@ def _event(collection: str, records: int, total: int | None, **kw) -> EndpointPr
     return EndpointProgress("3281110", None, collection, records, total, 1, **kw)
 
 
-def test_a_terminal_sees_one_line_redrawn_with_records_so_far_and_totals() -> None:
+def test_a_terminal_sees_one_bar_redrawn_then_a_line_per_collection() -> None:
     stream = io.StringIO()
-    display = ProgressDisplay(stream, live=True)
+    display = ProgressDisplay(stream, live=True, columns=60)
     display(_event("users", 40, 75, done=False))
     display(_event("enrollments", 120, None, done=False))
     display(_event("users", 75, 75, done=True))
     display.close()
     output = stream.getvalue()
-    assert output.startswith("\r") and output.endswith("\n")
-    assert "users 75/75 ok" in output and "enrollments 120/?" in output
+    bar, summary = output.split("\n", 1)
+    assert bar.startswith("\r") and "Fetching users 75/75" in bar and "195/195" in bar
+    assert all(len(click.unstyle(s)) <= 59 for s in bar.split("\r"))  # never wider
+    assert summary == "users 75/75\nenrollments 120/?\n"
 
 
 def test_a_log_gets_one_line_per_finished_endpoint_with_any_problem() -> None:

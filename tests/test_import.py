@@ -82,7 +82,8 @@ def test_a_wrong_envelope_in_a_saved_file_is_refused(sim_server, tmp_path: Path)
     result = _import(str(source), "--estab", ESTAB, "--archive", str(tmp_path / "archive"))
     assert (
         result.exit_code == 1
-        and 'classes.json: classes at offset 0: expected {"classes": [...]}' in result.stderr
+        and 'classes.json is not a saved classes response: expected {"classes": [...]}'
+        in result.stderr
     )
 
 

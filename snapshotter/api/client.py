@@ -65,6 +65,36 @@ def _tls_verification_failed(exc: BaseException) -> bool:
     return False
 
 
+def _connection_refused(exc: BaseException) -> bool:
+    """Nothing listens at the address: no amount of backoff will help, so it fails fast."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+# A refused connection is tried this many times (once more, in case the provider was just
+# restarting), with at most this wait between: then it fails, seconds after it began.
+REFUSED_ATTEMPTS = 2
+REFUSED_WAIT_S = 0.5
+
+
+def _refused_error(url: str, endpoint: str, offset: int | None, attempts: int) -> FetchError:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    # The address as tried, without any user info or query (nothing secret reaches a message).
+    tried = f"{parts.scheme}://{parts.hostname}:{port}{parts.path}"
+    return FetchError(
+        endpoint,
+        f"could not connect to {parts.hostname}:{port} (connection refused): tried {tried} "
+        f"{attempts} times",
+        offset=offset,
+        hint="nothing is listening there: check --base-url, and that the provider is up",
+    )
+
+
 def _describe_transport_error(exc: httpx.TransportError | httpx.DecodingError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return f"no answer in time ({type(exc).__name__})"
@@ -285,6 +315,7 @@ class OneRosterClient:
         """
         policy = self.retry_policy
         attempts = 0
+        refused = 0
         slept_s = 0.0
         while True:
             attempts += 1
@@ -304,6 +335,13 @@ class OneRosterClient:
                         hint="verification is never switched off; fix the certificate, or point "
                         "SSL_CERT_FILE at the CA bundle that signed it",
                     ) from None
+                if _connection_refused(exc):
+                    refused += 1
+                    if refused >= REFUSED_ATTEMPTS:
+                        raise _refused_error(url, endpoint, offset, refused) from None
+                    counter.retries += 1
+                    await self._sleep(min(REFUSED_WAIT_S, policy.backoff_s(refused)))
+                    continue
                 problem = _describe_transport_error(exc)
             else:
                 if response.is_redirect or 300 <= response.status_code < 400:

@@ -112,10 +112,14 @@ class EndpointStats:
     order_reason: str | None = None
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class SnapshotMeta:
     estab: str
-    source: str  # "fetch" or "import"
+    source: str  # "fetch" or "import"; "demo (simulated clock)" for the demo's snapshots
     started_at: datetime
     school_name: str | None = None
     rp: str | None = None
@@ -123,6 +127,8 @@ class SnapshotMeta:
     provider_version: Any = None
     auth_version: Any = None
     endpoints: dict[str, EndpointStats] = field(default_factory=dict)
+    # What `finished_at` is read from: the demo's runs on the simulated school's calendar.
+    clock: Callable[[], datetime] = field(default=utc_now, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -329,6 +335,21 @@ def _explained(method: _Method) -> _Method:
             return method(self, *args, **kwargs)
 
     return explained  # type: ignore[return-value]
+
+
+def school_name_from_orgs(conn: sqlite3.Connection, estab: str) -> str | None:
+    """The school's own name, from the snapshot's `orgs`: the org whose `identifier` is the
+    estab, else the one org of type school (a school-scoped API serves its school and the
+    trust above it). None when neither settles it: a report then names the estab."""
+    rows = conn.execute(
+        "SELECT name, identifier, type FROM orgs WHERE name IS NOT NULL AND trim(name) != '' "
+        "ORDER BY status = 'active' DESC, sourcedId"
+    ).fetchall()
+    by_identifier = [name for name, identifier, _ in rows if (identifier or "").strip() == estab]
+    if by_identifier:
+        return by_identifier[0].strip()
+    schools = [name for name, _, org_type in rows if org_type == "school"]
+    return schools[0].strip() if len(schools) == 1 else None
 
 
 class SnapshotWriter:
@@ -614,6 +635,8 @@ class SnapshotWriter:
                 c: self._conn.execute(f"SELECT count(*) FROM {quote(c)}").fetchone()[0]
                 for c in COLLECTIONS
             }
+            if meta.school_name is None:
+                meta.school_name = school_name_from_orgs(self._conn, meta.estab)
             with self._conn:
                 for e in ENTITIES:
                     for statement in index_sql(e):
@@ -660,7 +683,7 @@ class SnapshotWriter:
                 meta.base_url,
                 meta.source,
                 utc_iso(meta.started_at),
-                utc_iso(datetime.now(UTC)),
+                utc_iso(meta.clock()),
                 __version__,
                 None if meta.provider_version is None else dumps(meta.provider_version),
                 None if meta.auth_version is None else dumps(meta.auth_version),
@@ -743,4 +766,5 @@ __all__ = [
     "SnapshotMeta",
     "SnapshotWriter",
     "parse_drop_fields",
+    "school_name_from_orgs",
 ]

@@ -178,6 +178,10 @@ def generate(pupils: int, term: int, seed: int, out_dir: Path, with_changes: boo
     from .school import changes
     from .school import generate as generate_school
 
+    if with_changes and term < 1:  # refused before anything is written
+        raise click.UsageError(
+            "--changes needs --term 1 or more: term 0 has no term before it to compare with"
+        )
     school = generate_school(seed=seed, pupils=pupils, term=term)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in COLLECTIONS:
@@ -185,8 +189,6 @@ def generate(pupils: int, term: int, seed: int, out_dir: Path, with_changes: boo
         path.write_text(json.dumps({name: school[name]}, ensure_ascii=False), encoding="utf-8")
         click.echo(f"{path}: {len(school[name])} records")
     if with_changes:
-        if term < 1:
-            raise click.UsageError("--changes needs --term 1 or more")
         truth = [
             dataclasses.asdict(change) for change in changes(seed=seed, pupils=pupils, term=term)
         ]
