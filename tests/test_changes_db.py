@@ -353,3 +353,42 @@ def test_a_pupil_who_moves_again_is_not_moved_from_the_class_left_a_term_ago(
         ).fetchall()
     conn.close()
     assert moves == [("xSETB0001", "xSETC0001")]
+
+
+def test_a_changes_database_from_before_statuses_were_kept_is_upgraded_in_place(
+    tmp_path: Path,
+) -> None:
+    from snapshotter.archive.changes import TABLES_SQL
+
+    sim_snapshot(tmp_path, 0)
+    sim_snapshot(tmp_path, 1)
+    database = tmp_path / "changes.db"
+    old_tables = TABLES_SQL.replace("  details TEXT NOT NULL DEFAULT '{}',\n", "  details TEXT")
+    old_tables = old_tables.replace(
+        "  old_status TEXT,\n  new_status TEXT\n", " NOT NULL DEFAULT '{}'\n"
+    )
+    assert "old_status" not in old_tables
+    with sqlite3.connect(database) as conn:
+        conn.executescript(old_tables)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO changed_records (run_id, entity, sourcedId, change, details) "
+            "VALUES (99, 'users', 'xKEPT0001', 'removed', '{}')"
+        )
+    conn.close()
+    database.chmod(0o600)
+    diff(tmp_path)
+    with sqlite3.connect(database) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(changed_records)")]
+        kept = conn.execute(
+            "SELECT change, old_status, new_status FROM changed_records WHERE run_id = 99"
+        ).fetchall()
+        statuses = conn.execute(
+            "SELECT count(*) FROM changed_records WHERE run_id != 99 AND old_status IS NULL "
+            "AND new_status IS NULL"
+        ).fetchone()[0]
+        purged = conn.execute("SELECT count(*) FROM purged").fetchone()[0]
+    conn.close()
+    assert columns[-2:] == ["old_status", "new_status"]
+    assert kept == [("removed", None, None)]  # the old run is kept as it was
+    assert statuses == 0 and purged > 0  # the new run has them, and purged people apart

@@ -73,7 +73,7 @@ def test_the_text_report_of_two_identical_snapshots_says_no_changes(tmp_path: Pa
 def test_the_json_report_has_the_documented_shape(scenario: AuditScenario) -> None:
     text = report(scenario, "json")
     document = json.loads(text)
-    assert list(document) == ["from", "to", "summary", "volume", "changes"]
+    assert list(document) == ["from", "to", "headline", "summary", "volume", "changes"]
     for side in ("from", "to"):
         snapshot = document[side]
         assert snapshot["estab"] == "3281110"
@@ -104,12 +104,26 @@ def test_the_json_report_has_the_documented_shape(scenario: AuditScenario) -> No
         "entity": "users",
         "sourcedId": scenario.year_group_pupil,
         "change": "changed",
+        "old_status": "active",
+        "new_status": "active",
         "label": "Zoë O'Brien (student, year 8)",
         "fields": {"grades": {"old": ["7"], "new": ["8"]}},
         "details": {"user": scenario.year_group_pupil, "role": "student", "grades": ["8"]},
     }
     removed = next(c for c in document["changes"] if c["sourcedId"] == scenario.hard_leaver)
     assert removed["change"] == "removed" and removed["fields"] == {}
+    assert (removed["old_status"], removed["new_status"]) == ("active", None)
+    # People first: the hard and the soft leaver, and the teacher who left; the joiner.
+    people = document["headline"]
+    assert people["leavers"]["total"] == 3
+    assert people["leavers"]["by_role"] == {"students": 2, "staff": 1, "guardians": 0, "other": 0}
+    assert people["leavers"]["by_year_group"] == {"9": 2}
+    assert people["joiners"]["by_year_group"] == {"9": 1} and people["purged"]["total"] == 0
+    assert (people["year_group_changes"], people["class_moves"], people["identity_changes"]) == (
+        1,
+        3,
+        1,
+    )
     # One change per line: a long report can be read a line at a time.
     assert sum(1 for line in text.splitlines() if line.startswith('    {"entity"')) == len(
         document["changes"]
@@ -118,7 +132,17 @@ def test_the_json_report_has_the_documented_shape(scenario: AuditScenario) -> No
 
 def test_the_csv_report_has_one_row_per_changed_field(scenario: AuditScenario) -> None:
     rows = list(csv.DictReader(io.StringIO(report(scenario, "csv"))))
-    assert list(rows[0]) == ["entity", "sourcedId", "change", "label", "path", "old", "new"]
+    assert list(rows[0]) == [
+        "entity",
+        "sourcedId",
+        "change",
+        "label",
+        "path",
+        "old",
+        "new",
+        "old_status",
+        "new_status",
+    ]
     renamed = [r for r in rows if r["sourcedId"] == scenario.renamed_pupil]
     assert {r["path"]: (r["old"], r["new"]) for r in renamed}["familyName"][1] == "Tanaka-Reyes"
     assert {r["path"] for r in renamed} == {
@@ -130,6 +154,7 @@ def test_the_csv_report_has_one_row_per_changed_field(scenario: AuditScenario) -
     assert (grades["path"], grades["old"], grades["new"]) == ("grades", '["7"]', '["8"]')
     joined = [r for r in rows if r["sourcedId"] == scenario.joiner]
     assert len(joined) == 1 and joined[0]["change"] == "added" and joined[0]["path"] == ""
+    assert (joined[0]["old_status"], joined[0]["new_status"]) == ("", "active")
 
 
 def test_the_markdown_report_has_a_provenance_table_a_summary_and_sections(

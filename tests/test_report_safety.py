@@ -158,7 +158,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(
 
 def test_a_carriage_return_in_a_value_cannot_split_a_csv_row(hostile: Hostile) -> None:
     rows = list(csv.reader(io.StringIO(report(hostile, "csv"), newline="")))
-    assert all(len(row) == 7 for row in rows)  # no row cut in two
+    assert all(len(row) == 9 for row in rows)  # no row cut in two
     cells = {(row[1], row[4]): row for row in rows[1:]}
     assert cells[(hostile.tab_user, "email")][6] == "'" + CR_VALUE
 

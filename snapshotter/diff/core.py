@@ -34,6 +34,10 @@ class RecordChange:
     fields: tuple[FieldChange, ...] = ()
     # Facts the change report's views need: the user, class and course involved, the role...
     details: dict[str, Any] = field(default_factory=dict)
+    # The record's status in each snapshot; None where it is absent. What a removal or an
+    # addition means depends on them: a record removed while already tobedeleted left earlier.
+    old_status: str | None = None
+    new_status: str | None = None
 
     @property
     def changed_field_names(self) -> list[str]:
@@ -116,7 +120,16 @@ class SnapshotDiff:
                 label=label,
                 fields=changes,
                 details=details,
+                old_status=_status(pending.old),
+                new_status=_status(pending.new),
             )
+
+
+def _status(record: dict[str, Any] | None) -> str | None:
+    if record is None:
+        return None
+    status = record.get("status")
+    return status if isinstance(status, str) else None
 
 
 def diff_snapshots(
