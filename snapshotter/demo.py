@@ -70,6 +70,7 @@ def run_demo(
     archive: Path = DEFAULT_DEMO_ARCHIVE,
     seed: int = 1,
     out: Callable[[str], None] = print,
+    limit: int = EXAMPLES_PER_SECTION,
 ) -> DemoResult:
     """Snapshot the simulated school, advance it `terms` terms, snapshot, diff, report."""
     if pupils < 1 or terms < 1:
@@ -102,10 +103,10 @@ def run_demo(
     check_pair(old, new)
     changes_db = changes_db_path(archive)
     text = io.StringIO()
-    result = run_and_render(old, new, changes_db, "text", out=text, examples=EXAMPLES_PER_SECTION)
+    result = run_and_render(old, new, changes_db, "text", out=text, examples=limit or None)
     out("")
     out(text.getvalue().rstrip("\n"))
     out("")
     out(f"The report is saved in {changes_db} (run {result.run_id}). All of it:")
-    out(f"  snapshotter diff --archive {archive}")
+    out(f"  snapshotter diff --archive {archive} --limit 0")
     return DemoResult(old_path, new_path, changes_db, result.run_id)
