@@ -47,7 +47,11 @@ def _year_groups(line: str) -> list[str]:
     return re.findall(r"Year (\d+): \d+", line)
 
 
-@pytest.mark.parametrize(("old", "new"), [(0, 1), (2, 3)], ids=["autumn-to-spring", "rollover"])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(0, 1), (2, 3), (0, 3)],
+    ids=["autumn-to-spring", "rollover", "a-year-with-the-rollover"],
+)
 def test_the_default_text_report_opens_with_people_and_fits_in_300_lines(
     snapshots: dict[int, Path], old: int, new: int
 ) -> None:
@@ -59,7 +63,8 @@ def test_the_default_text_report_opens_with_people_and_fits_in_300_lines(
     pupils_joined = joined["by_role"]["students"]
     # People first, with the JSON headline's numbers, year groups in natural order.
     assert lines[4].startswith(f"{pupils_joined} pupils (Year ")
-    assert lines[4].endswith(" and 1 member of staff joined")
+    staff = joined["by_role"]["staff"]
+    assert lines[4].endswith(f" and {staff} {'member of staff' if staff == 1 else 'staff'} joined")
     assert lines[5].startswith(f"{left['by_role']['students']} pupils (Year ")
     for line, block in ((lines[4], joined), (lines[5], left)):
         assert _year_groups(line) == list(block["by_year_group"])

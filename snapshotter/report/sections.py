@@ -355,7 +355,8 @@ class _Grouped:
     count: int = 0
     skipped_moves: int = 0
     # A change's field changes -> [how many records, a few labels, the first one's change, the
-    # one person all its enrollments are of (None once they are of several), their classes].
+    # one person all its enrollments are of (None once they are of several), their classes,
+    # the people of the examples].
     by_change: dict[tuple[tuple[str, str, str], ...], list[Any]] = field(default_factory=dict)
     # An enrollment's person -> (label, the classes): one entry per person.
     by_person: dict[tuple[str, str], list[str]] = field(default_factory=dict)
@@ -397,15 +398,16 @@ def _gather(report: Report) -> Iterator[_Grouped]:
             user = change.details.get("user") if change.entity == "enrollments" else None
             class_name = str(change.details.get("class_name") or change.label)
             if found is None:
-                group.by_change[key] = [1, [change.label], change, user, [class_name]]
+                group.by_change[key] = [1, [change.label], change, user, [class_name], {user}]
             else:
                 found[0] += 1
                 if found[3] is not None and found[3] == user:
                     found[4].append(class_name)
                 else:
                     found[3] = None
-                if len(found[1]) < 3:
-                    found[1].append(change.label)
+                if len(found[1]) < 3 and (user is None or user not in found[5]):
+                    found[1].append(change.label)  # examples of different people
+                    found[5].add(user)
         elif change.entity == "enrollments" and change.details.get("person"):
             person = (
                 f"{change.details['person']} ({change.details.get('role') or '?'})",
@@ -422,7 +424,7 @@ def _gather(report: Report) -> Iterator[_Grouped]:
 
 def _entries(group: _Grouped) -> list[Entry]:
     entries: list[tuple[tuple[Any, ...], Entry]] = []
-    for count, labels, change, user, classes in group.by_change.values():
+    for count, labels, change, user, classes, _ in group.by_change.values():
         if count == 1:
             entry = Entry([provider(change.label), ident(change.sourcedId)])
             entry.more = [_field_line(f.path, f.old, f.new) for f in change.fields]
@@ -437,8 +439,9 @@ def _entries(group: _Grouped) -> list[Entry]:
         if user is not None:  # one person's enrollments, all changed alike: said once
             person = f"{change.details.get('person')} ({change.details.get('role') or '?'})"
             names = _joined(([provider(c)] for c in sorted(classes, key=natural_key)), ", ")
-            line = [provider(person), ident(user), words(f": {count} enrollments: ")] + changed
-            entries.append(((0, -count, natural_key(person)), Entry(line, [names])))
+            line = [provider(person), ident(user), words(": ")] + names
+            line += [words(f"  ({count} enrollments): ")] + changed
+            entries.append(((0, -count, natural_key(person)), Entry(line)))
             continue
         examples = _joined(([provider(label)] for label in sorted(labels, key=natural_key)), ", ")
         more = [words("e.g. ")] + examples + ([words(", …")] if count > len(labels) else [])
