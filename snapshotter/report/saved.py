@@ -51,11 +51,15 @@ class Report:
     mass_change_pct: float | None
     mass_changes: list[dict[str, Any]]
     rollover: bool
+    # Answers read once per report (some views cost seconds on a large rollover).
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def headline(self) -> dict[str, Any]:
         """The people-level counts (`archive.people.headline`): joiners, leavers, purged..."""
-        return headline(self.conn, self.run_id)
+        if "headline" not in self.cache:
+            self.cache["headline"] = headline(self.conn, self.run_id)
+        return self.cache["headline"]
 
     @property
     def total(self) -> int:

@@ -195,18 +195,23 @@ _EVIDENCE_WORDS = {
 def left_section(report: Report) -> Section:
     rows = _rows(
         report.conn,
-        "SELECT l.sourcedId, l.label, l.role, l.evidence, l.year_group, r.details "
-        "FROM leavers l JOIN changed_records r ON r.run_id = l.run_id "
-        "AND r.entity = 'users' AND r.sourcedId = l.sourcedId WHERE l.run_id = ?",
+        "SELECT sourcedId, label, role, evidence, year_group FROM leavers WHERE run_id = ?",
         report.run_id,
     )
+    held: dict[str, list[str]] = {}
+    for row in _rows(
+        report.conn,
+        "SELECT user_sourcedId, class FROM staff_leavers_classes "
+        "WHERE run_id = ? AND class IS NOT NULL",
+        report.run_id,
+    ):
+        held.setdefault(row["user_sourcedId"], []).append(row["class"])
     entries = []
     for row in sorted(rows, key=_person_order):
         entry = Entry(_person_line(row, _EVIDENCE_WORDS.get(row["evidence"], row["evidence"])))
-        held = json.loads(row["details"] or "{}").get("classes")
-        if held:
-            labels = sorted((c["label"] for c in held), key=natural_key)
-            entry.more.append([words("held: ")] + _joined(([provider(c)] for c in labels), ", "))
+        classes = sorted(held.get(row["sourcedId"], []), key=natural_key)
+        if classes:
+            entry.more.append([words("held: ")] + _joined(([provider(c)] for c in classes), ", "))
         entries.append(entry)
     return Section(f"Left: {noun_people(len(rows))}", entries)
 
@@ -275,13 +280,20 @@ def _arrow(old: Any, new: Any) -> Line:
     return [provider(old or "(none)"), words(" → "), provider(new or "(none)")]
 
 
+def _class_moves(report: Report) -> list[sqlite3.Row]:
+    """The run's class moves, read once per report (a costly view on a large rollover)."""
+    if "class_moves" not in report.cache:
+        report.cache["class_moves"] = _rows(
+            report.conn,
+            "SELECT user_sourcedId, person, move, from_class, to_class, ended_enrollment, "
+            "began_enrollment FROM class_moves WHERE run_id = ?",
+            report.run_id,
+        )
+    return report.cache["class_moves"]
+
+
 def class_move_section(report: Report) -> Section:
-    rows = _rows(
-        report.conn,
-        "SELECT user_sourcedId, person, move, from_class, to_class FROM class_moves "
-        "WHERE run_id = ?",
-        report.run_id,
-    )
+    rows = _class_moves(report)
     entries = []
     order = sorted(
         rows,
@@ -363,15 +375,15 @@ class _Grouped:
     singles: list[ReportChange] = field(default_factory=list)
 
 
-def _move_enrollments(conn: sqlite3.Connection, run_id: int) -> set[str]:
-    rows = conn.execute(
-        "SELECT ended_enrollment, began_enrollment FROM class_moves WHERE run_id = ?", (run_id,)
-    )
-    return {sid for pair in rows for sid in pair if sid}
+def _move_enrollments(report: Report) -> set[str]:
+    rows = _class_moves(report)
+    return {
+        sid for row in rows for sid in (row["ended_enrollment"], row["began_enrollment"]) if sid
+    }
 
 
 def _gather(report: Report) -> Iterator[_Grouped]:
-    in_moves = _move_enrollments(report.conn, report.run_id)
+    in_moves = _move_enrollments(report)
     group: _Grouped | None = None
     for change in report.changes():
         if change.entity == "users":
