@@ -367,8 +367,8 @@ class _Grouped:
     count: int = 0
     skipped_moves: int = 0
     # A change's field changes -> [how many records, a few labels, the first one's change, the
-    # one person all its enrollments are of (None once they are of several), their classes,
-    # the people of the examples].
+    # one person all its enrollments are of (None once they are of several), the people of the
+    # examples].
     by_change: dict[tuple[tuple[str, str, str], ...], list[Any]] = field(default_factory=dict)
     # An enrollment's person -> (label, the classes): one entry per person.
     by_person: dict[tuple[str, str], list[str]] = field(default_factory=dict)
@@ -408,18 +408,15 @@ def _gather(report: Report) -> Iterator[_Grouped]:
             key = tuple((f.path, show(f.old), show(f.new)) for f in change.fields)
             found = group.by_change.get(key)
             user = change.details.get("user") if change.entity == "enrollments" else None
-            class_name = str(change.details.get("class_name") or change.label)
             if found is None:
-                group.by_change[key] = [1, [change.label], change, user, [class_name], {user}]
+                group.by_change[key] = [1, [change.label], change, user, {user}]
             else:
                 found[0] += 1
-                if found[3] is not None and found[3] == user:
-                    found[4].append(class_name)
-                else:
+                if found[3] != user:
                     found[3] = None
-                if len(found[1]) < 3 and (user is None or user not in found[5]):
+                if len(found[1]) < 3 and (user is None or user not in found[4]):
                     found[1].append(change.label)  # examples of different people
-                    found[5].add(user)
+                    found[4].add(user)
         elif change.entity == "enrollments" and change.details.get("person"):
             person = (
                 f"{change.details['person']} ({change.details.get('role') or '?'})",
@@ -436,7 +433,7 @@ def _gather(report: Report) -> Iterator[_Grouped]:
 
 def _entries(group: _Grouped) -> list[Entry]:
     entries: list[tuple[tuple[Any, ...], Entry]] = []
-    for count, labels, change, user, classes, _ in group.by_change.values():
+    for count, labels, change, user, _ in group.by_change.values():
         if count == 1:
             entry = Entry([provider(change.label), ident(change.sourcedId)])
             entry.more = [_field_line(f.path, f.old, f.new) for f in change.fields]
@@ -450,9 +447,7 @@ def _entries(group: _Grouped) -> list[Entry]:
         changed = _joined((_field_line(f.path, f.old, f.new) for f in change.fields), "; ")
         if user is not None:  # one person's enrollments, all changed alike: said once
             person = f"{change.details.get('person')} ({change.details.get('role') or '?'})"
-            names = _joined(([provider(c)] for c in sorted(classes, key=natural_key)), ", ")
-            line = [provider(person), ident(user), words(": ")] + names
-            line += [words(f"  ({count} enrollments): ")] + changed
+            line = [provider(person), ident(user), words(f": {count} enrollments: ")] + changed
             entries.append(((0, -count, natural_key(person)), Entry(line)))
             continue
         examples = _joined(([provider(label)] for label in sorted(labels, key=natural_key)), ", ")
