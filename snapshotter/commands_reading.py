@@ -37,6 +37,10 @@ def _refuse_output_into_archive(
     )
 
 
+# Entries per section of the text and Markdown reports unless --limit says otherwise.
+DEFAULT_LIMIT = 20
+
+
 @click.command("diff")
 @click.argument("old", required=False)
 @click.argument("new", required=False)
@@ -76,6 +80,15 @@ def _refuse_output_into_archive(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the report to FILE instead of standard output.",
 )
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    metavar="N",
+    help="Entries per section in the text and markdown reports; 0 for all of them "
+    "(json and csv always hold everything).",
+)
 @click.option("--no-save", is_flag=True, help="Do not keep the report in the changes database.")
 @click.option(
     "--fail-on-mass-change",
@@ -95,6 +108,7 @@ def diff_command(
     include_touched: bool,
     output_format: str,
     output: Path | None,
+    limit: int,
     no_save: bool,
     fail_on_mass_change: float | None,
 ) -> None:
@@ -139,7 +153,9 @@ def diff_command(
             reverse=reverse,
         )
         changes_db = None if no_save else changes_db_path(archive)
-        outcome = run_and_render(old_info, new_info, changes_db, output_format, output, options)
+        outcome = run_and_render(
+            old_info, new_info, changes_db, output_format, output, options, examples=limit or None
+        )
     except ArchiveError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
@@ -172,7 +188,15 @@ def diff_command(
     show_default=True,
     help="The demo's own archive (never $SNAPSHOTTER_ARCHIVE).",
 )
-def demo_command(pupils: int, terms: int, archive: Path) -> None:
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="Entries per section of the report it prints; 0 for all of them.",
+)
+def demo_command(pupils: int, terms: int, archive: Path, limit: int) -> None:
     """Run the whole job against the built-in simulated school, offline.
 
     Starts the simulated Xporter server on a free loopback port, snapshots the school, advances
@@ -185,7 +209,12 @@ def demo_command(pupils: int, terms: int, archive: Path) -> None:
     try:
         # Progress per snapshot on stderr, as for fetch: a big school takes seconds each.
         run_demo(
-            pupils=pupils, terms=terms, archive=archive, out=click.echo, progress=ProgressDisplay()
+            pupils=pupils,
+            terms=terms,
+            archive=archive,
+            out=click.echo,
+            progress=ProgressDisplay(),
+            limit=limit,
         )
     except ArchiveError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -95,6 +95,7 @@ def run_demo(
     seed: int = 1,
     out: Callable[[str], None] = print,
     progress: ProgressDisplay | None = None,
+    limit: int = EXAMPLES_PER_SECTION,
 ) -> DemoResult:
     """Snapshot the simulated school, advance it `terms` terms, snapshot, diff, report.
 
@@ -154,13 +155,13 @@ def run_demo(
     check_pair(old, new)
     changes_db = changes_db_path(archive)
     text = io.StringIO()
-    result = run_and_render(old, new, changes_db, "text", out=text, examples=EXAMPLES_PER_SECTION)
+    result = run_and_render(old, new, changes_db, "text", out=text, examples=limit or None)
     out("")
     out(text.getvalue().rstrip("\n"))
     out("")
     out(f"The report is saved in {changes_db} (run {result.run_id}). All of it:")
     out(
         f'  snapshotter diff --archive {archive} --term "{term_title(0)}" '
-        f'--term "{term_title(terms)}"'
+        f'--term "{term_title(terms)}" --limit 0'
     )
     return DemoResult(old_path, new_path, changes_db, result.run_id)

@@ -353,3 +353,95 @@ def test_a_pupil_who_moves_again_is_not_moved_from_the_class_left_a_term_ago(
         ).fetchall()
     conn.close()
     assert moves == [("xSETB0001", "xSETC0001")]
+
+
+def test_a_changes_database_from_before_statuses_were_kept_is_upgraded_in_place(
+    tmp_path: Path,
+) -> None:
+    from snapshotter.archive.changes import TABLES_SQL
+
+    sim_snapshot(tmp_path, 0)
+    sim_snapshot(tmp_path, 1)
+    database = tmp_path / "changes.db"
+    old_tables = TABLES_SQL.replace("  details TEXT NOT NULL DEFAULT '{}',\n", "  details TEXT")
+    old_tables = old_tables.replace(
+        "  old_status TEXT,\n  new_status TEXT\n", " NOT NULL DEFAULT '{}'\n"
+    )
+    assert "old_status" not in old_tables
+    with sqlite3.connect(database) as conn:
+        conn.executescript(old_tables)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO changed_records (run_id, entity, sourcedId, change, details) "
+            "VALUES (99, 'users', 'xKEPT0001', 'removed', '{}')"
+        )
+    conn.close()
+    database.chmod(0o600)
+    diff(tmp_path)
+    with sqlite3.connect(database) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(changed_records)")]
+        kept = conn.execute(
+            "SELECT change, old_status, new_status FROM changed_records WHERE run_id = 99"
+        ).fetchall()
+        statuses = conn.execute(
+            "SELECT count(*) FROM changed_records WHERE run_id != 99 AND old_status IS NULL "
+            "AND new_status IS NULL"
+        ).fetchone()[0]
+        purged = conn.execute("SELECT count(*) FROM purged").fetchone()[0]
+    conn.close()
+    assert columns[-2:] == ["old_status", "new_status"]
+    assert kept == [("removed", None, None)]  # the old run is kept as it was
+    assert statuses == 0 and purged > 0  # the new run has them, and purged people apart
+
+
+def test_a_move_counts_only_into_an_active_class_by_an_enrollment_still_running(
+    tmp_path: Path,
+) -> None:
+    school = generate(seed=1, pupils=PUPILS, term=0)
+    classes = {c["sourcedId"]: c for c in school["classes"]}
+    year9 = [
+        u["sourcedId"]
+        for u in school["users"]
+        if u["role"] == "student" and u["status"] == "active" and u["grades"] == ["9"]
+    ]
+    maths = {
+        pupil: next(
+            e
+            for e in school["enrollments"]
+            if e["user"]["sourcedId"] == pupil
+            and classes[e["class"]["sourcedId"]]["classCode"].endswith("/Ma1")
+        )
+        for pupil in year9[:3]
+    }
+    set_a = classes[next(iter(maths.values()))["class"]["sourcedId"]]
+    assert all(e["class"]["sourcedId"] == set_a["sourcedId"] for e in maths.values())
+    # Two more sets of the course: B runs on, C is dissolved by the new snapshot.
+    school["classes"] += [
+        {**copy.deepcopy(set_a), "sourcedId": sid, "classCode": code}
+        for sid, code in (("xSETB0001", "9X/Ma2"), ("xSETC0001", "9X/Ma3"))
+    ]
+    later = copy.deepcopy(school)
+    next(c for c in later["classes"] if c["sourcedId"] == "xSETC0001")["status"] = "tobedeleted"
+    by_id = {e["sourcedId"]: e for e in later["enrollments"]}
+    ended_again, into_dissolved, moved = year9[:3]
+    targets = {ended_again: "xSETB0001", into_dissolved: "xSETC0001", moved: "xSETB0001"}
+    for number, (pupil, target) in enumerate(targets.items()):
+        by_id[maths[pupil]["sourcedId"]]["endDate"] = "2026-10-16"
+        began = {
+            **copy.deepcopy(maths[pupil]),
+            "sourcedId": f"xMOVE0000{number}",
+            "beginDate": "2026-10-16",
+            "class": {"sourcedId": target, "type": "class"},
+        }
+        if pupil == ended_again:
+            began["endDate"] = "2026-10-18"  # a week's trial, over before the snapshot
+        later["enrollments"].append(began)
+    write_snapshot(tmp_path, school, taken_at=term_time(0))
+    write_snapshot(tmp_path, later, taken_at=term_time(0).replace(day=20))
+    diff(tmp_path)
+    with sqlite3.connect(tmp_path / "changes.db") as conn:
+        moves = conn.execute(
+            "SELECT user_sourcedId, to_class_sourcedId FROM class_moves"
+        ).fetchall()
+    conn.close()
+    assert moves == [(moved, "xSETB0001")]

@@ -41,7 +41,7 @@ def report(scenario: AuditScenario, output_format: str) -> str:
     return result.stdout
 
 
-def test_the_text_report_counts_changes_per_entity_then_lists_them_by_name(
+def test_the_text_report_says_who_first_then_counts_records_then_lists_people_and_records(
     scenario: AuditScenario,
 ) -> None:
     text = report(scenario, "text")
@@ -49,14 +49,23 @@ def test_the_text_report_counts_changes_per_entity_then_lists_them_by_name(
     assert lines[0] == "Changes for Quarrendon Academy (estab 3281110)"
     assert lines[1].startswith("  from 3281110_2026-10-15T083000Z (taken 2026-10-15 08:30:00 UTC")
     assert "complete, stable, school year 2026/27" in lines[1]
+    assert lines[4:7] == [
+        "1 pupil (Year 9: 1) joined",
+        "2 pupils (Year 9: 2) and 1 member of staff left",
+        "1 pupil moved up a year group, 3 class moves, 1 identity change",
+    ]
     assert "1 class added" in lines
     assert "1 user added, 2 users changed, 2 users marked tobedeleted, 1 user removed" in lines
     removed = scenario.hard_leaver_enrollments + 1  # hers, and the one a pupil moved out of
     assert f"1 enrollment added, 2 enrollments changed, {removed} enrollments removed" in lines
-    assert "users changed (2)" in lines
-    assert f"  Zoë O'Brien (student, year 8)  [{scenario.year_group_pupil}]" in lines
-    assert '    grades: ["7"] → ["8"]' in lines
+    assert "Left: 3 people" in lines
+    assert f"  Zoë O'Brien (student, year 8)  [{scenario.year_group_pupil}]: 7 → 8" in lines
+    assert "Identity changes: 1 person" in lines
     assert any(line.startswith("    userIds[type=UPN].identifier: ") for line in lines)
+    # A class move is one line, old class → new class; its enrollments are not listed again.
+    moved = [line for line in lines if f"[{scenario.moved_pupil}]" in line]
+    assert [line.split("]: ")[1] for line in moved] == ["9X/Ma1 → 9X/Ma2"]
+    assert not any(" in 9X/Ma2" in line for line in lines)
     held = next(line for line in lines if line.startswith("    held: "))
     assert all(code in held for code in scenario.teacher_classes)
     assert "Volume:" not in text  # a handful of changes is no mass change
@@ -73,7 +82,7 @@ def test_the_text_report_of_two_identical_snapshots_says_no_changes(tmp_path: Pa
 def test_the_json_report_has_the_documented_shape(scenario: AuditScenario) -> None:
     text = report(scenario, "json")
     document = json.loads(text)
-    assert list(document) == ["from", "to", "summary", "volume", "changes"]
+    assert list(document) == ["from", "to", "headline", "summary", "volume", "changes"]
     for side in ("from", "to"):
         snapshot = document[side]
         assert snapshot["estab"] == "3281110"
@@ -104,12 +113,26 @@ def test_the_json_report_has_the_documented_shape(scenario: AuditScenario) -> No
         "entity": "users",
         "sourcedId": scenario.year_group_pupil,
         "change": "changed",
+        "old_status": "active",
+        "new_status": "active",
         "label": "Zoë O'Brien (student, year 8)",
         "fields": {"grades": {"old": ["7"], "new": ["8"]}},
         "details": {"user": scenario.year_group_pupil, "role": "student", "grades": ["8"]},
     }
     removed = next(c for c in document["changes"] if c["sourcedId"] == scenario.hard_leaver)
     assert removed["change"] == "removed" and removed["fields"] == {}
+    assert (removed["old_status"], removed["new_status"]) == ("active", None)
+    # People first: the hard and the soft leaver, and the teacher who left; the joiner.
+    people = document["headline"]
+    assert people["leavers"]["total"] == 3
+    assert people["leavers"]["by_role"] == {"students": 2, "staff": 1, "guardians": 0, "other": 0}
+    assert people["leavers"]["by_year_group"] == {"9": 2}
+    assert people["joiners"]["by_year_group"] == {"9": 1} and people["purged"]["total"] == 0
+    assert (people["year_group_changes"], people["class_moves"], people["identity_changes"]) == (
+        1,
+        3,
+        1,
+    )
     # One change per line: a long report can be read a line at a time.
     assert sum(1 for line in text.splitlines() if line.startswith('    {"entity"')) == len(
         document["changes"]
@@ -118,7 +141,17 @@ def test_the_json_report_has_the_documented_shape(scenario: AuditScenario) -> No
 
 def test_the_csv_report_has_one_row_per_changed_field(scenario: AuditScenario) -> None:
     rows = list(csv.DictReader(io.StringIO(report(scenario, "csv"))))
-    assert list(rows[0]) == ["entity", "sourcedId", "change", "label", "path", "old", "new"]
+    assert list(rows[0]) == [
+        "entity",
+        "sourcedId",
+        "change",
+        "label",
+        "path",
+        "old",
+        "new",
+        "old_status",
+        "new_status",
+    ]
     renamed = [r for r in rows if r["sourcedId"] == scenario.renamed_pupil]
     assert {r["path"]: (r["old"], r["new"]) for r in renamed}["familyName"][1] == "Tanaka-Reyes"
     assert {r["path"] for r in renamed} == {
@@ -130,6 +163,7 @@ def test_the_csv_report_has_one_row_per_changed_field(scenario: AuditScenario) -
     assert (grades["path"], grades["old"], grades["new"]) == ("grades", '["7"]', '["8"]')
     joined = [r for r in rows if r["sourcedId"] == scenario.joiner]
     assert len(joined) == 1 and joined[0]["change"] == "added" and joined[0]["path"] == ""
+    assert (joined[0]["old_status"], joined[0]["new_status"]) == ("", "active")
 
 
 def test_the_markdown_report_has_a_provenance_table_a_summary_and_sections(
@@ -146,9 +180,11 @@ def test_the_markdown_report_has_a_provenance_table_a_summary_and_sections(
     assert "| entity | added | changed | tobedeleted | reactivated | removed |" in markdown
     users = len(generate(seed=1, pupils=PUPILS, term=0)["users"])
     assert f"| users | 1 | 2 | 2 | 0 | 1 | {users} | {users} |" in markdown  # one left, one came
-    assert "\n## users\n" in markdown and "\n### marked tobedeleted (2)\n" in markdown
-    assert f"- Zoë O'Brien (student, year 8) `{scenario.year_group_pupil}`" in markdown
-    assert '  - `grades`: `["7"]` → `["8"]`' in markdown
+    assert "\n## People\n\n- 1 pupil (Year 9: 1) joined\n" in markdown
+    assert "\n## Left: 3 people\n" in markdown
+    assert f"- Zoë O'Brien (student, year 8) `{scenario.year_group_pupil}`: 7 → 8\n" in markdown
+    assert "\n  - `userIds[type=UPN].identifier`: `" in markdown
+    assert markdown.index("## People") < markdown.index("## Summary") < markdown.index("## Left")
 
 
 def test_markdown_escapes_what_would_otherwise_be_formatting() -> None:

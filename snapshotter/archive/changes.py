@@ -5,7 +5,8 @@
                      volume flags, school years
     change_counts    counts and percentages per run, entity and kind of change
     changed_records  one row per changed record: entity, sourcedId, change, a readable label, the
-                     changed field names, the user/class/course involved, details (JSON)
+                     changed field names, the user/class/course involved, details (JSON), and
+                     the record's status in the old and the new snapshot
     changed_fields   one row per changed field: path, old and new value
 
 Views on top answer the questions auditors ask of a term-to-term change (see `VIEWS_SQL`). A run
@@ -94,7 +95,9 @@ CREATE TABLE IF NOT EXISTS changed_records (
   user_sourcedId TEXT,
   class_sourcedId TEXT,
   course_sourcedId TEXT,
-  details TEXT NOT NULL DEFAULT '{}'
+  details TEXT NOT NULL DEFAULT '{}',
+  old_status TEXT,
+  new_status TEXT
 );
 CREATE TABLE IF NOT EXISTS changed_fields (
   id INTEGER PRIMARY KEY,
@@ -121,23 +124,45 @@ _IDENTITY_FIELDS = (
 )
 _RUN_COLUMNS = "r.run_id, d.estab, d.old_taken_at, d.new_taken_at"
 _RUN_JOIN = "JOIN diff_runs d ON d.id = r.run_id"
+_YEAR_GROUP = "(SELECT group_concat(value, ', ') FROM json_each(r.details, '$.grades'))"
+# A user who left in this run's window: marked tobedeleted, removed while still active (runs
+# saved before statuses were kept count every removal), or added already tobedeleted.
+_LEFT_NOW = """r.entity = 'users' AND (r.change = 'tobedeleted'
+  OR (r.change = 'removed' AND r.old_status IS NOT 'tobedeleted')
+  OR (r.change = 'added' AND r.new_status = 'tobedeleted'))"""
+# The class an enrollment is in is active in the new snapshot (runs saved before this was
+# recorded lack the key: taken as active).
+_CLASS_ACTIVE_NOW = """(json_extract({t}.details, '$.class_status') = 'active'
+       OR json_type({t}.details, '$.class_status') IS NULL)"""
 
 VIEWS_SQL: dict[str, str] = {
-    # Users who joined: new records, and returning ones (reactivated).
+    # Users who joined: new records (whatever their status: one added already tobedeleted
+    # joined and left between the snapshots, and is a leaver too), and returning ones.
     "joiners": f"""
 SELECT {_RUN_COLUMNS}, r.role, r.sourcedId, r.label,
   CASE r.change WHEN 'added' THEN 'new record' ELSE 'reactivated' END AS how,
-  json_extract(r.details, '$.grades') AS grades
+  json_extract(r.details, '$.grades') AS grades, r.new_status, {_YEAR_GROUP} AS year_group
 FROM changed_records r {_RUN_JOIN}
 WHERE r.entity = 'users' AND r.change IN ('added', 'reactivated')""",
-    # Users who left, soft evidence (marked tobedeleted) and hard evidence (gone) apart.
+    # Users who left in this run's window, soft evidence (marked tobedeleted), hard evidence
+    # (gone while active) and those who joined and left between the snapshots apart. Each
+    # leaver is counted in one run only: a removal of someone already tobedeleted is in `purged`.
     "leavers": f"""
 SELECT {_RUN_COLUMNS}, r.role, r.sourcedId, r.label,
-  CASE r.change WHEN 'removed' THEN 'hard' ELSE 'soft' END AS evidence,
-  CASE r.change WHEN 'removed' THEN 'record removed' ELSE 'marked tobedeleted' END AS how,
-  json_extract(r.details, '$.grades') AS grades
+  CASE r.change WHEN 'removed' THEN 'hard' WHEN 'added' THEN 'joined and left' ELSE 'soft' END
+    AS evidence,
+  CASE r.change WHEN 'removed' THEN 'record removed' WHEN 'added' THEN 'added already tobedeleted'
+    ELSE 'marked tobedeleted' END AS how,
+  json_extract(r.details, '$.grades') AS grades, {_YEAR_GROUP} AS year_group
 FROM changed_records r {_RUN_JOIN}
-WHERE r.entity = 'users' AND r.change IN ('tobedeleted', 'removed')""",
+WHERE {_LEFT_NOW}""",
+    # Users removed who were already tobedeleted: they left in an earlier window (a leaver
+    # there), and the provider has now purged their records.
+    "purged": f"""
+SELECT {_RUN_COLUMNS}, r.role, r.sourcedId, r.label,
+  json_extract(r.details, '$.grades') AS grades, {_YEAR_GROUP} AS year_group
+FROM changed_records r {_RUN_JOIN}
+WHERE r.entity = 'users' AND r.change = 'removed' AND r.old_status = 'tobedeleted'""",
     # Staff who left, one row per class they held (in the old snapshot); none: one empty row.
     "staff_leavers_classes": f"""
 SELECT {_RUN_COLUMNS}, r.role, r.sourcedId AS user_sourcedId, r.label AS staff_member,
@@ -148,7 +173,7 @@ SELECT {_RUN_COLUMNS}, r.role, r.sourcedId AS user_sourcedId, r.label AS staff_m
   json_extract(held.value, '$.primary') AS "primary"
 FROM changed_records r {_RUN_JOIN}
 LEFT JOIN json_each(r.details, '$.classes') held
-WHERE r.entity = 'users' AND r.change IN ('tobedeleted', 'removed') AND r.role IN {_STAFF}""",
+WHERE {_LEFT_NOW} AND r.change != 'added' AND r.role IN {_STAFF}""",
     # Pupils (and anyone else) whose year group changed.
     "year_group_changes": f"""
 SELECT {_RUN_COLUMNS}, r.role, r.sourcedId, r.label, r.change,
@@ -158,7 +183,8 @@ FROM changed_fields f JOIN changed_records r ON r.id = f.record_id {_RUN_JOIN}
 WHERE r.entity = 'users' AND f.field = 'grades'""",
     # A pupil's enrollment ended in one class and another began in a class of the same course
     # (or both registration groups of the same year group: moving up a year at the rollover is a
-    # year-group change, not a move); or one enrollment record moved class.
+    # year-group change, not a move); or one enrollment record moved class. Only into a class
+    # still active in the new snapshot, by an enrollment still running there.
     "class_moves": f"""
 SELECT e.run_id, d.estab, d.old_taken_at, d.new_taken_at, e.user_sourcedId,
   json_extract(e.details, '$.person') AS person, json_extract(e.details, '$.role') AS role,
@@ -178,6 +204,7 @@ JOIN diff_runs d ON d.id = e.run_id
 WHERE e.entity = 'enrollments' AND json_extract(e.details, '$.role') = 'student'
   AND json_extract(b.details, '$.role') = 'student'
   AND json_extract(e.details, '$.ended') AND json_extract(b.details, '$.began')
+  AND NOT json_extract(b.details, '$.ended') AND {_CLASS_ACTIVE_NOW.format(t="b")}
   AND (e.course_sourcedId = b.course_sourcedId
        OR (json_extract(e.details, '$.class_type') = 'homeroom'
            AND json_extract(b.details, '$.class_type') = 'homeroom'
@@ -196,6 +223,7 @@ FROM changed_records r {_RUN_JOIN}
 WHERE r.entity = 'enrollments' AND r.change = 'changed'
   AND json_extract(r.details, '$.role') = 'student'
   AND json_extract(r.details, '$.old_class') IS NOT NULL
+  AND NOT json_extract(r.details, '$.ended') AND {_CLASS_ACTIVE_NOW.format(t="r")}
   AND (r.course_sourcedId = json_extract(r.details, '$.old_course')
        OR (json_extract(r.details, '$.class_type') = 'homeroom'
            AND json_extract(r.details, '$.old_class_type') = 'homeroom'
@@ -284,6 +312,21 @@ def _settle(conn: sqlite3.Connection) -> None:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
 
+# Columns added to a table after it was first shipped: `CREATE TABLE IF NOT EXISTS` leaves an
+# older database's table as it was, so `ensure_shape` adds them (empty for the runs already kept).
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("changed_records", "old_status", "TEXT"),
+    ("changed_records", "new_status", "TEXT"),
+)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, column, kind in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+        if column not in present:
+            conn.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {kind}')
+
+
 def ensure_shape(conn: sqlite3.Connection) -> None:
     """Tables, indexes and views, created if missing; views always match this version.
 
@@ -299,6 +342,7 @@ def ensure_shape(conn: sqlite3.Connection) -> None:
         for statement in TABLES_SQL.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        _add_missing_columns(conn)
         for name, select in VIEWS_SQL.items():
             conn.execute(f'DROP VIEW IF EXISTS "{name}"')
             conn.execute(f'CREATE VIEW "{name}" AS {select}')
@@ -451,6 +495,8 @@ def add_changes(
                 details.get("class"),
                 details.get("course"),
                 _json(details),
+                change.old_status,
+                change.new_status,
             )
         )
         for field_change in change.fields:
@@ -478,8 +524,8 @@ def _flush(
 ) -> None:
     conn.executemany(
         "INSERT INTO changed_records (id, run_id, entity, sourcedId, change, label, role, "
-        "changed_fields, user_sourcedId, class_sourcedId, course_sourcedId, details) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "changed_fields, user_sourcedId, class_sourcedId, course_sourcedId, details, "
+        "old_status, new_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         records,
     )
     conn.executemany(

@@ -187,6 +187,14 @@ class RecordContext:
             "title, classCode, classType, course_sourcedId, grades",
             {c for _, new, old in refs for c in (new, old) if c},
         )
+        # A class's status in the new snapshot (None: gone): a move into a class that has been
+        # dissolved is no move.
+        status_now = {
+            sid: row["status"]
+            for sid, row in _rows_by_id(
+                self.conn, NEW, "classes", "status", {c for _, c, _ in refs if c}
+            ).items()
+        }
         described = []
         for pending, (user_id, class_id, old_class_id) in zip(batch, refs, strict=True):
             record = pending.current
@@ -201,6 +209,7 @@ class RecordContext:
                 "course": class_row["course_sourcedId"] if class_row else None,
                 "class_type": class_row["classType"] if class_row else None,
                 "class_grades": _class_grades(class_row),
+                "class_status": status_now.get(class_id or ""),
                 "role": record.get("role"),
                 "began": pending.change in BEGINNING,
                 "ended": _ended_now(pending, *self.taken_on),
@@ -221,13 +230,17 @@ def _ended_now(pending: Pending, old_taken_on: str | None, new_taken_on: str | N
     """The enrollment ended between the two snapshots: it was running in the old one (active,
     and not past an end date it already had) and it has since gone, turned tobedeleted, or
     been given an end date; or it is new and its end date had already come when the new
-    snapshot was taken (it began and ended in between). An enrollment that ended a term ago
-    and is only now marked tobedeleted or removed did not end now: pairing it with this term's
-    new enrollment would report a move from a class the pupil left long before."""
+    snapshot was taken, or it came already tobedeleted (it began and ended in between). An
+    enrollment that ended a term ago and is only now marked tobedeleted or removed did not end
+    now: pairing it with this term's new enrollment would report a move from a class the pupil
+    left long before."""
     old, new = pending.old, pending.new
     if old is None:
-        end = new.get("endDate") if new is not None else None
-        return bool(end and new_taken_on and str(end) <= new_taken_on)
+        if new is None:
+            return False
+        end = new.get("endDate")
+        passed = bool(end and new_taken_on and str(end) <= new_taken_on)
+        return passed or new.get("status") == "tobedeleted"
     if old.get("status") != "active":
         return False
     if _end_date_set(pending):

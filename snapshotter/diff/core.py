@@ -36,6 +36,10 @@ class RecordChange:
     fields: tuple[FieldChange, ...] = ()
     # Facts the change report's views need: the user, class and course involved, the role...
     details: dict[str, Any] = field(default_factory=dict)
+    # The record's status in each snapshot; None where it is absent. What a removal or an
+    # addition means depends on them: a record removed while already tobedeleted left earlier.
+    old_status: str | None = None
+    new_status: str | None = None
 
     @property
     def changed_field_names(self) -> list[str]:
@@ -120,6 +124,8 @@ class SnapshotDiff:
                 label=label,
                 fields=changes,
                 details=details,
+                old_status=_status(pending.old),
+                new_status=_status(pending.new),
             )
 
 
@@ -139,6 +145,13 @@ def _without_credentials(changes: Iterable[FieldChange]) -> Iterator[FieldChange
             yield change
         elif old != new:
             yield FieldChange(change.field, change.path, old, new)
+
+
+def _status(record: dict[str, Any] | None) -> str | None:
+    if record is None:
+        return None
+    status = record.get("status")
+    return status if isinstance(status, str) else None
 
 
 def diff_snapshots(

@@ -21,10 +21,12 @@ FORMATS = tuple(RENDERERS)
 
 
 def render(report: Report, fmt: str, out: TextIO, *, examples: int | None = None) -> None:
-    """Write `report` to `out` in one of FORMATS; `examples` limits the records the text form
-    lists of each kind (the others always list every one)."""
+    """Write `report` to `out` in one of FORMATS; `examples` caps the entries of each section of
+    the text and Markdown forms (None or 0: all; JSON and CSV always hold every change)."""
     if fmt == "text":
         render_text(report, out, examples=examples)
+    elif fmt == "markdown":
+        render_markdown(report, out, examples=examples)
     else:
         RENDERERS[fmt](report, out)
 

@@ -1,6 +1,7 @@
 """The long form for spreadsheets and auditors' files: one row per changed field.
 
 Added and removed records have no changed fields: each gets one row with empty path, old, new.
+The record's status in the old and the new snapshot close each row (empty where absent).
 
 Every text cell a spreadsheet would read as a formula (it starts with `=`, `+`, `-`, `@`, a tab
 or a carriage return) gets a leading `'`, as OWASP advises: a provider's `=HYPERLINK(...)` in a
@@ -17,7 +18,17 @@ from typing import Any, TextIO
 
 from .saved import Report
 
-COLUMNS = ("entity", "sourcedId", "change", "label", "path", "old", "new")
+COLUMNS = (
+    "entity",
+    "sourcedId",
+    "change",
+    "label",
+    "path",
+    "old",
+    "new",
+    "old_status",
+    "new_status",
+)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -50,7 +61,8 @@ def render_csv(report: Report, out: TextIO) -> None:
     writer.writerow(COLUMNS)
     for change in report.changes():
         head = (change.entity, change.sourcedId, change.change, change.label)
+        statuses = (change.old_status, change.new_status)
         if not change.fields:
-            write((*head, None, None, None))
+            write((*head, None, None, None, *statuses))
         for field in change.fields:
-            write((*head, field.path, field.old, field.new))
+            write((*head, field.path, field.old, field.new, *statuses))

@@ -1,10 +1,14 @@
 """The JSON form that scripts rely on: from, to, summary, then the changes, streamed.
 
     {"from": {snapshot}, "to": {snapshot},
+     "headline": {"joiners": {"total": n, "by_role": {...}, "by_year_group": {...}},
+                  "leavers": {...}, "purged": {...},
+                  "year_group_changes": n, "class_moves": n, "identity_changes": n},
      "summary": {"<entity>": {"added": n, "changed": n, "tobedeleted": n, "reactivated": n,
                               "removed": n}},
      "volume": {"threshold_pct": 10.0, "rollover": false, "mass_changes": [...]},
-     "changes": [{"entity": ..., "sourcedId": ..., "change": ..., "label": ...,
+     "changes": [{"entity": ..., "sourcedId": ..., "change": ...,
+                  "old_status": ..., "new_status": ..., "label": ...,
                   "fields": {"<path>": {"old": ..., "new": ...}}, "details": {...}}]}
 
 One change per line, so a large report can be read (and written) a line at a time.
@@ -50,6 +54,7 @@ def render_json(report: Report, out: TextIO) -> None:
     for key, value in (
         ("from", report.old),
         ("to", report.new),
+        ("headline", report.headline),
         ("summary", report.summary),
         ("volume", volume),
     ):
@@ -68,6 +73,8 @@ def render_json(report: Report, out: TextIO) -> None:
         line = (
             f'{separator}{{"entity": {_dumps(record["entity"])}, '
             f'"sourcedId": {_dumps(record["sourcedId"])}, "change": {_dumps(record["change"])}, '
+            f'"old_status": {_dumps(record["old_status"])}, '
+            f'"new_status": {_dumps(record["new_status"])}, '
             f'"label": {_dumps(label)}, "fields": {{{field_members}}}, '
             f'"details": {record["details"]}}}'
         )

@@ -14,7 +14,8 @@ from typing import Any, TextIO
 from ..diff.kinds import ALL_KINDS
 from ..safe_text import printable
 from .saved import Report
-from .wording import KIND_WORDS, school_line, show, utc_text, volume_lines
+from .sections import Line, Section, headline_lines, people_sections, record_sections
+from .wording import more_line, school_line, show, utc_text, volume_lines
 
 # Inline syntax, each shown as itself. A backslash escape works on any ASCII punctuation in
 # CommonMark; HTML's three characters become entities, which every Markdown dialect honours.
@@ -86,7 +87,34 @@ def _provider(version: Any) -> str:
     return code(version if isinstance(version, str) else show(version), in_table=True)
 
 
-def render_markdown(report: Report, out: TextIO) -> None:
+def _markdown(line: Line) -> str:
+    parts = []
+    for kind, text in line:
+        if kind == "w":
+            parts.append(text)  # our own words
+        elif kind == "id":
+            parts.append(" " + code(text))
+        elif kind == "c":
+            parts.append(code(text))
+        else:
+            parts.append(escape(text))
+    return "".join(parts)
+
+
+def _section(out: TextIO, section: Section, limit: int | None) -> None:
+    out.write(f"\n## {section.title}\n\n")
+    shown = section.entries if not limit else section.entries[:limit]
+    for entry in shown:
+        out.write(f"- {_markdown(entry.first)}\n")
+        for line in entry.more:
+            out.write(f"  - {_markdown(line)}\n")
+    if len(shown) < len(section.entries):
+        out.write(f"- {more_line(len(section.entries) - len(shown))}\n")
+
+
+def render_markdown(report: Report, out: TextIO, *, examples: int | None = None) -> None:
+    """The same shape as the text report: people, records, then sections of at most
+    `examples` entries each (None or 0: all of them)."""
     out.write(f"# Changes for {escape(school_line(report.new))}\n\n")
     out.write(
         "| | snapshot | taken | complete | stable | school year | provider version "
@@ -95,6 +123,10 @@ def render_markdown(report: Report, out: TextIO) -> None:
     out.write("|---|---|---|---|---|---|---|---|\n")
     out.write(_snapshot_row("from", report.old))
     out.write(_snapshot_row("to", report.new))
+    if report.total:
+        out.write("\n## People\n\n")
+        for line in headline_lines(report, report.headline):
+            out.write(f"- {_markdown(line)}\n")
     kinds = [k for k in ALL_KINDS if any(k in counts for counts in report.summary.values())]
     out.write("\n## Summary\n\n| entity | " + " | ".join(kinds) + " | records before | after |\n")
     out.write("|---|" + "---:|" * (len(kinds) + 2) + "\n")
@@ -110,19 +142,6 @@ def render_markdown(report: Report, out: TextIO) -> None:
         out.write(f"\n> **Volume:** {escape(line)}\n")
     if report.total == 0:
         out.write("\nNo changes.\n")
-    entity = heading = None
-    for change in report.changes():
-        if change.entity != entity:
-            entity = change.entity
-            out.write(f"\n## {escape(entity)}\n")
-        if (change.entity, change.change) != heading:
-            heading = (change.entity, change.change)
-            count = report.summary.get(change.entity, {}).get(change.change, 0)
-            out.write(f"\n### {KIND_WORDS.get(change.change, change.change)} ({count})\n\n")
-        out.write(f"- {escape(change.label)} {code(change.sourcedId)}\n")
-        for field in change.fields:
-            old, new = code(show(field.old)), code(show(field.new))
-            out.write(f"  - {code(field.path)}: {old} → {new}\n")
-        held = change.details.get("classes")
-        if held:
-            out.write("  - held: " + ", ".join(escape(c["label"]) for c in held) + "\n")
+        return
+    for section in [*people_sections(report), *record_sections(report)]:
+        _section(out, section, examples)

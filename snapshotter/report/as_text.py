@@ -1,4 +1,9 @@
-"""The human summary: counts per entity, then each change, in the manner of csv-diff.
+"""The human summary: people first, then the records, then capped sections of examples.
+
+    Changes for <school>, from <old snapshot>, to <new snapshot>
+    the headline: who joined, who left, who was purged, year groups, class moves, identities
+    the record counts per entity, in the manner of csv-diff; volume warnings
+    sections (see `sections`), each at most `limit` entries, then "… and N more"
 
 Read on a terminal: everything that came from the provider (names, ids, paths, values, the
 school's name) passes through `printable`, so it is shown and never obeyed.
@@ -10,40 +15,50 @@ from typing import TextIO
 
 from ..safe_text import printable
 from .saved import Report
-from .wording import KIND_WORDS, entity_sentence, school_line, show, snapshot_line, volume_lines
+from .sections import Line, Section, headline_lines, people_sections, record_sections
+from .wording import entity_sentence, more_line, school_line, snapshot_line, volume_lines
+
+
+def _text(line: Line) -> str:
+    parts = []
+    for kind, text in line:
+        if kind == "w":
+            parts.append(text)
+        elif kind == "id":
+            parts.append(f"  [{printable(text)}]")
+        else:
+            parts.append(printable(text))
+    return "".join(parts)
+
+
+def _section(out: TextIO, section: Section, limit: int | None) -> None:
+    out.write(f"\n{section.title}\n")
+    shown = section.entries if not limit else section.entries[:limit]
+    for entry in shown:
+        out.write(f"  {_text(entry.first)}\n")
+        for line in entry.more:
+            out.write(f"    {_text(line)}\n")
+    if len(shown) < len(section.entries):
+        out.write(f"  {more_line(len(section.entries) - len(shown))}\n")
 
 
 def render_text(report: Report, out: TextIO, *, examples: int | None = None) -> None:
-    """The whole report; with `examples`, at most that many records of each kind and entity."""
+    """The report; `examples` caps the entries of each section (None or 0: all of them)."""
     out.write(f"Changes for {printable(school_line(report.new))}\n")
     out.write(f"  from {printable(snapshot_line(report.old))}\n")
     out.write(f"  to   {printable(snapshot_line(report.new))}\n\n")
-    sentences = [s for c, counts in report.summary.items() if (s := entity_sentence(c, counts))]
-    out.write("\n".join(sentences) if sentences else "No changes.")
+    if report.total == 0:
+        out.write("No changes.\n")
+        return
+    for line in headline_lines(report, report.headline):
+        out.write(_text(line) + "\n")
     out.write("\n")
+    sentences = [s for c, counts in report.summary.items() if (s := entity_sentence(c, counts))]
+    out.write("\n".join(sentences) + "\n")
     volume = volume_lines(
         report.mass_changes, report.mass_change_pct, report.rollover, report.new["school_year"]
     )
     if volume:
         out.write("\n" + "\n".join(f"Volume: {printable(line)}" for line in volume) + "\n")
-    heading = None
-    shown = count = 0
-    for change in report.changes():
-        if (change.entity, change.change) != heading:
-            heading = (change.entity, change.change)
-            count = report.summary.get(change.entity, {}).get(change.change, 0)
-            kind = KIND_WORDS.get(change.change, change.change)
-            out.write(f"\n{change.entity} {kind} ({count})\n")
-            shown = 0
-        if examples is not None and shown >= examples:
-            continue
-        shown += 1
-        out.write(f"  {printable(change.label)}  [{printable(change.sourcedId)}]\n")
-        for field in change.fields:
-            old, new = show(field.old), show(field.new)
-            out.write(f"    {printable(field.path)}: {printable(old)} → {printable(new)}\n")
-        held = change.details.get("classes")
-        if held:
-            out.write("    held: " + ", ".join(printable(c["label"]) for c in held) + "\n")
-        if examples is not None and shown == examples and count > examples:
-            out.write(f"  ... and {count - examples} more\n")
+    for section in [*people_sections(report), *record_sections(report)]:
+        _section(out, section, examples)

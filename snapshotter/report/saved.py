@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..archive.people import headline
 from ..diff.kinds import ALL_KINDS
 from ..model import COLLECTIONS
 
@@ -31,6 +32,8 @@ class ReportChange:
     label: str
     fields: list[ReportField] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    old_status: str | None = None  # the record's status in each snapshot; None: absent there
+    new_status: str | None = None
 
 
 @dataclass
@@ -48,6 +51,15 @@ class Report:
     mass_change_pct: float | None
     mass_changes: list[dict[str, Any]]
     rollover: bool
+    # Answers read once per report (some views cost seconds on a large rollover).
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def headline(self) -> dict[str, Any]:
+        """The people-level counts (`archive.people.headline`): joiners, leavers, purged..."""
+        if "headline" not in self.cache:
+            self.cache["headline"] = headline(self.conn, self.run_id)
+        return self.cache["headline"]
 
     @property
     def total(self) -> int:
@@ -60,7 +72,7 @@ class Report:
         kind_rank = " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(ALL_KINDS))
         rows = self.conn.execute(
             "SELECT r.id, r.entity, r.sourcedId, r.change, r.label, r.details, "
-            "f.path, f.old_json, f.new_json "
+            "r.old_status, r.new_status, f.path, f.old_json, f.new_json "
             "FROM changed_records r LEFT JOIN changed_fields f ON f.record_id = r.id "
             f"WHERE r.run_id = ? ORDER BY CASE r.entity {entity_rank} ELSE 99 END, "
             f"CASE r.change {kind_rank} ELSE 99 END, r.label, r.sourcedId, r.id, f.id",
@@ -91,6 +103,8 @@ class Report:
                     for f in fields
                 ],
                 details=json.loads(record["details"] or "{}"),
+                old_status=record["old_status"],
+                new_status=record["new_status"],
             )
 
 

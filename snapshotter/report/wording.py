@@ -79,3 +79,8 @@ def volume_lines(
         else:
             lines.append(f"{what}: not a new school year; check the sync did not wipe the roster.")
     return lines
+
+
+def more_line(hidden: int) -> str:
+    """Where a capped section ends: the rest is in the complete forms."""
+    return f"… and {hidden} more: `--format csv` or the Datasette page has them all"

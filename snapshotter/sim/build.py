@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .curriculum import (
     CORE_BY_YEAR,
@@ -22,7 +24,7 @@ from .curriculum import (
     year_sizes,
 )
 from .names import FAMILY_NAMES, GIVEN_NAMES, MIDDLE_NAMES, PLACE_NAMES, TRUST_WORDS, ascii_fold
-from .roster import Record, Roster
+from .roster import Record, RecordKey, Roster
 
 # The guide's example sourcedIds: the first pupil and the first teaching set carry them, so
 # the guide's filter examples answer with records (the pupil is a student of that set).
@@ -30,6 +32,8 @@ GUIDE_PUPIL_ID = "x42Y7TNMV"
 GUIDE_CLASS_ID = "x11BSAT6S"
 SYNTHETIC_PASSWORD = "sim-pw-123"  # on a few users: the fetcher must never store it
 SHOWCASE_NAMES = (("Zoë", "O'Brien", None), ("Seán", "Ó Súilleabháin", "Óscar"))
+# Admission numbers of pupils made by added events: a range of their own (see `added_events`).
+ADDED_EVENTS_FIRST_ADMISSION = 900_001
 CLASS_TITLE_LABELS = ("Higher", "Foundation", "Group A", "Group B", "Extension", "Support")
 
 
@@ -69,10 +73,33 @@ class SchoolState:
         self._staff_codes: set[str] = set()
         self._next_admission = 1
         self._next_staff_number = 1
+        self._next_added_admission = ADDED_EVENTS_FIRST_ADMISSION
+        # Records the added events made this term, purged by the provider the next term.
+        self.purge_next_term: list[RecordKey] = []
         self.guide_pupil_pending = True
         # Every school, however small, holds the names that break naive pipelines.
         self._showcase_names: list[tuple[str, str, str | None]] = list(SHOWCASE_NAMES)
         self.guide_class_pending = True
+
+    @contextmanager
+    def added_events(self, label: str) -> Iterator[None]:
+        """Run events added to the simulator after tests and figures were pinned to its output,
+        on streams of their own (random choices, ids, admission numbers, usernames): every
+        record the other events make stays exactly as it was. Their records are purged the
+        next term (see `evolve.advance`)."""
+        term = self.roster.term
+        saved = (self.rng, self._next_admission, self._usernames)
+        self.rng = random.Random(f"{self.seed_text}:term:{term}:{label}")
+        self._next_admission = self._next_added_admission
+        self._usernames = set(self._usernames)  # theirs are not taken from later pupils
+        self.roster.added_keys = self.purge_next_term
+        try:
+            with self.roster.ids_from(random.Random(f"{self.seed_text}:ids:{term}:{label}")):
+                yield
+        finally:
+            self._next_added_admission = self._next_admission
+            self.rng, self._next_admission, self._usernames = saved
+            self.roster.added_keys = None
 
     # --- people ---
 

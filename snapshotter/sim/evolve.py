@@ -9,7 +9,15 @@ from __future__ import annotations
 import random
 
 from .build import CLASS_TITLE_LABELS, GUIDE_PUPIL_ID, SchoolState, leave
-from .curriculum import YEARS, is_rollover, school_year_dates, school_year_index, year_sizes
+from .curriculum import (
+    YEARS,
+    change_window_s,
+    format_date,
+    is_rollover,
+    school_year_dates,
+    school_year_index,
+    year_sizes,
+)
 from .names import FAMILY_NAMES, GIVEN_NAMES, MIDDLE_NAMES
 from .roster import DELETE_FIELD, ActionLog
 
@@ -23,6 +31,8 @@ TOUCH_SHARE = 0.01
 SHUFFLE_SHARE = 0.03
 RETURNER_SHARE = 0.0025
 TEACHER_LEAVER_SHARE = 1 / 60
+JOIN_AND_LEAVE_SHARE = 0.002  # pupils who arrive and leave again between two snapshots
+LATE_MOVE_SHARE = 0.005  # pupils moved set in the last weeks of a school year
 PRUNE_CHANCE = 0.5  # a record tobedeleted a term ago disappears with this chance...
 PRUNE_AFTER_TERMS = 3  # ...and surely once it has been tobedeleted this long
 # Joiners arrive in every year group, fewer in the exam years and the sixth form.
@@ -37,6 +47,7 @@ def advance(state: SchoolState, term: int) -> ActionLog:
     """Turn the school at term-1 into the school at `term`, logging every change."""
     log = state.roster.begin_term(term, state.seed_text)
     state.rng = random.Random(f"{state.seed_text}:term:{term}")
+    _purge_added_records(state)
     rollover = is_rollover(term)
     if rollover:
         _roll_over(state, term)
@@ -53,7 +64,63 @@ def advance(state: SchoolState, term: int) -> ActionLog:
     _teachers_leave(state)
     _touch_records(state)
     _shuffle_set_arrays(state)
+    # Events added later, last and on streams of their own: the rest stays as it was.
+    with state.added_events("joined-and-left"):
+        _join_and_leave(state)
+    if rollover:
+        with state.added_events("late-summer-moves"):
+            _late_summer_moves(state, term)
     return log
+
+
+def _purge_added_records(state: SchoolState) -> None:
+    """The provider purges what the added events left tobedeleted last term (dependants first)."""
+    keys, state.purge_next_term = state.purge_next_term, []
+    for collection, sourced_id in reversed(keys):
+        if state.roster.has(collection, sourced_id):
+            state.roster.remove(collection, sourced_id)
+
+
+def _join_and_leave(state: SchoolState) -> None:
+    """A pupil arrives and leaves again between two snapshots (a family passing through): the
+    next snapshot holds them already tobedeleted, with enrollments that began and ended."""
+    rng, roster = state.rng, state.roster
+    for _ in range(_count(JOIN_AND_LEAVE_SHARE, state.pupils)):
+        year = rng.choices(YEARS, weights=JOINER_YEAR_WEIGHTS)[0]
+        pupil_id = state.admit_pupil(year)
+        state.place_pupil(pupil_id, year, roster.date_in_term())
+        leave(state, pupil_id, roster.date_in_term())
+
+
+def _late_summer_moves(state: SchoolState, term: int) -> None:
+    """Set moves in the last weeks of the school year just ended, after the summer snapshot:
+    each is a move into a class the rollover has since dissolved, by an enrollment that began
+    and ended between the two snapshots. No class move for the report."""
+    rng, roster = state.rng, state.roster
+    last_year = school_year_dates(school_year_index(term) - 1)
+    last_day = last_year.terms[-1][2]
+    move_date = format_date(change_window_s(term)[0] + 7 * 86400)  # a week after the snapshot
+    enrollments, classes = roster.collections["enrollments"], roster.collections["classes"]
+    movable: list[tuple[str, str, str]] = []  # (pupil, enrollment ended at the rollover, course)
+    for pupil_id in _active_pupils(state):
+        for enrollment_id in state.enrollments_of_user.get(pupil_id, []):
+            record = enrollments.get(enrollment_id)
+            if record is None or record.get("endDate") != last_day:
+                continue
+            course = classes[record["class"]["sourcedId"]].get("course")
+            if course and len(state.classes_of_course[course["sourcedId"]]) > 1:
+                movable.append((pupil_id, enrollment_id, course["sourcedId"]))
+                break
+    for pupil_id, enrollment_id, course_id in rng.sample(
+        movable, min(len(movable), _count(LATE_MOVE_SHARE, state.pupils))
+    ):
+        old_class = enrollments[enrollment_id]["class"]["sourcedId"]
+        new_class = rng.choice([c for c in state.classes_of_course[course_id] if c != old_class])
+        roster.edit("enrollments", enrollment_id, endDate=move_date)
+        state.current.setdefault(pupil_id, {})
+        moved = state.enrol(pupil_id, new_class, "student", move_date)
+        state.end_enrollment(moved, last_day, status="tobedeleted")
+        roster.log_move(pupil_id, old_class, new_class, moved)
 
 
 def _active_pupils(state: SchoolState) -> list[str]:
@@ -190,7 +257,8 @@ def _move(state: SchoolState, pupil_id: str, old_class: str, new_class: str) -> 
     """The old enrollment ends (it turns tobedeleted next term); a new one begins."""
     move_date = state.roster.date_in_term()
     state.end_enrollment(state.current[pupil_id][old_class], move_date)
-    state.enrol(pupil_id, new_class, "student", move_date)
+    moved = state.enrol(pupil_id, new_class, "student", move_date)
+    state.roster.log_move(pupil_id, old_class, new_class, moved)
 
 
 def _move_sets(state: SchoolState) -> None:

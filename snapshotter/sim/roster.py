@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,11 @@ class ActionLog:
         self._status_after: dict[RecordKey, str | None] = {}
         self._edited: dict[RecordKey, None] = {}  # an ordered set
         self._touched: dict[RecordKey, None] = {}
+        # For the people-level truth: the fields each record had edited, a user's role and year
+        # group as last seen, and each class move made (pupil, from class, to class, enrollment).
+        self.fields_edited: dict[RecordKey, set[str]] = {}
+        self.last_seen_users: dict[str, tuple[str | None, str | None]] = {}
+        self.moves: list[tuple[str, str, str, str]] = []
 
     def affected(self, key: RecordKey) -> bool:
         return key in self._status_before
@@ -52,18 +59,29 @@ class ActionLog:
         self._status_before.setdefault(key, None)
         self._status_after[key] = status
 
-    def removed(self, key: RecordKey, status: str) -> None:
+    def removed(self, key: RecordKey, status: str, record: Record | None = None) -> None:
         self._status_before.setdefault(key, status)
         self._status_after[key] = None
+        if key[0] == "users" and record is not None:
+            grades = record.get("grades")
+            self.last_seen_users[key[1]] = (record.get("role"), ", ".join(grades or []) or None)
 
     def status_changed(self, key: RecordKey, old: str, new: str) -> None:
         self._status_before.setdefault(key, old)
         self._status_after[key] = new
 
-    def edited(self, key: RecordKey, status: str) -> None:
+    def edited(self, key: RecordKey, status: str, fields: tuple[str, ...] = ()) -> None:
         self._status_before.setdefault(key, status)
         self._status_after.setdefault(key, status)
         self._edited[key] = None
+        self.fields_edited.setdefault(key, set()).update(fields)
+
+    def status_of(self, key: RecordKey) -> tuple[str | None, str | None]:
+        """(status at the start of the term, status now); None: absent. Only affected keys."""
+        return self._status_before[key], self._status_after[key]
+
+    def affected_keys(self) -> list[RecordKey]:
+        return list(self._status_before)
 
     def touched(self, key: RecordKey, status: str) -> None:
         self._status_before.setdefault(key, status)
@@ -106,6 +124,7 @@ class Roster:
         self._id_rng = random.Random(id_seed)
         self._stamp_rng = random.Random(f"{id_seed}:stamps:0")
         self._window_ms = self._window(0)
+        self.added_keys: list[RecordKey] | None = None  # collects what `add` adds, when a list
 
     # --- ids, timestamps, references ---
 
@@ -115,6 +134,16 @@ class Roster:
             if sourced_id not in self._used_ids:
                 self._used_ids.add(sourced_id)
                 return sourced_id
+
+    @contextmanager
+    def ids_from(self, rng: random.Random) -> Iterator[None]:
+        """New ids drawn from `rng` meanwhile: events added to the simulator take their ids from
+        a stream of their own, so every record the school had before keeps its id."""
+        saved, self._id_rng = self._id_rng, rng
+        try:
+            yield
+        finally:
+            self._id_rng = saved
 
     def reserve_id(self, sourced_id: str) -> str:
         self._used_ids.add(sourced_id)
@@ -161,6 +190,8 @@ class Roster:
     def add(self, collection: str, record: Record) -> Record:
         sourced_id = record["sourcedId"]
         self.collections[collection][sourced_id] = record
+        if self.added_keys is not None:
+            self.added_keys.append((collection, sourced_id))
         if record["status"] == "tobedeleted":
             self.tobedeleted_since[(collection, sourced_id)] = self.term
         if self.log is not None:
@@ -171,7 +202,7 @@ class Roster:
         record = self.collections[collection].pop(sourced_id)
         self.tobedeleted_since.pop((collection, sourced_id), None)
         if self.log is not None:
-            self.log.removed((collection, sourced_id), record["status"])
+            self.log.removed((collection, sourced_id), record["status"], record)
 
     def set_status(self, collection: str, sourced_id: str, status: str) -> bool:
         record = self.collections[collection][sourced_id]
@@ -192,20 +223,25 @@ class Roster:
     def edit(self, collection: str, sourced_id: str, **fields: Any) -> bool:
         """Set fields (DELETE_FIELD drops one); logged only when a value really changes."""
         record = self.collections[collection][sourced_id]
-        changed = False
+        changed: list[str] = []
         for name, value in fields.items():
             if value is _DELETE:
                 if name in record:
                     del record[name]
-                    changed = True
+                    changed.append(name)
             elif record.get(name, _DELETE) != value:
                 record[name] = value
-                changed = True
+                changed.append(name)
         if changed:
             record["dateLastModified"] = self.stamp()
             if self.log is not None:
-                self.log.edited((collection, sourced_id), record["status"])
-        return changed
+                self.log.edited((collection, sourced_id), record["status"], tuple(changed))
+        return bool(changed)
+
+    def log_move(self, pupil_id: str, old_class: str, new_class: str, enrollment_id: str) -> None:
+        """A class move, for the people-level truth (its records change through the others)."""
+        if self.log is not None:
+            self.log.moves.append((pupil_id, old_class, new_class, enrollment_id))
 
     def touch(self, collection: str, sourced_id: str) -> None:
         """Move dateLastModified and nothing else, as a no-op save in the MIS does."""

@@ -2,6 +2,7 @@
 
     generate(seed=1, pupils=1000, term=0) -> {"users": [...], "classes": [...], ...}
     changes(seed=1, pupils=1000, term=1) -> [Change("users", "x42Y7TNMV", "changed"), ...]
+    people_changes(seed=1, pupils=1000, term=1) -> PeopleChanges(joiners={...}, leavers={...}, ...)
 
 The same arguments always give byte-identical data. Term 0 is Autumn 2026 (school year
 2026/27); 1 is Spring, 2 Summer, 3 Autumn 2027 (the first rollover), and so on.
@@ -10,6 +11,7 @@ The same arguments always give byte-identical data. Term 0 is Autumn 2026 (schoo
 from __future__ import annotations
 
 import gc
+from dataclasses import dataclass
 
 from .build import GUIDE_CLASS_ID, GUIDE_PUPIL_ID, SYNTHETIC_PASSWORD, SchoolState, build_school
 from .evolve import advance
@@ -22,9 +24,16 @@ __all__ = [
     "HREF_BASE",
     "SYNTHETIC_PASSWORD",
     "Change",
+    "PeopleChanges",
     "changes",
     "generate",
+    "people_changes",
 ]
+
+IDENTITY_FIELDS = frozenset(
+    {"givenName", "familyName", "middleName", "username", "email", "identifier", "userIds"}
+)
+Person = tuple[str | None, str | None]  # (role, year group: "8", or None)
 
 
 def _school_at(seed: int, pupils: int, term: int) -> tuple[SchoolState, ActionLog | None]:
@@ -62,3 +71,76 @@ def changes(seed: int, pupils: int, term: int) -> list[Change]:
     _, log = _school_at(seed, pupils, term)
     assert log is not None
     return log.changes()
+
+
+@dataclass(frozen=True)
+class PeopleChanges:
+    """What a term did to people, from the generator's own log: the ground truth of a report's
+    headline. Joiners, leavers and purged map each user to (role, year group), the year group
+    being the one they have now, or had when their record went."""
+
+    joiners: dict[str, Person]  # added (whatever their status) or back from tobedeleted
+    leavers: dict[str, Person]  # active -> tobedeleted or removed; or added already tobedeleted
+    purged: dict[str, Person]  # removed after an earlier term marked them tobedeleted
+    year_group_changes: frozenset[str]
+    class_moves: frozenset[tuple[str, str, str]]  # (pupil, from class, to class)
+    identity_changes: frozenset[str]
+
+
+def people_changes(seed: int, pupils: int, term: int) -> PeopleChanges:
+    """The people-level changes from `generate(..., term - 1)` to `generate(..., term)`.
+
+    A class move counts when the pupil is, at the end of the term, still enrolled (active, not
+    ended) in the class moved into and that class is still active.
+    """
+    if term < 1:
+        raise ValueError("people_changes() compares a term with the one before: term must be 1+")
+    state, log = _school_at(seed, pupils, term)
+    assert log is not None
+    collections = state.roster.collections
+    users = collections["users"]
+
+    def person(user_id: str) -> Person:
+        record = users.get(user_id)
+        if record is None:
+            return log.last_seen_users[user_id]
+        return record.get("role"), ", ".join(record.get("grades") or []) or None
+
+    joiners: dict[str, Person] = {}
+    leavers: dict[str, Person] = {}
+    purged: dict[str, Person] = {}
+    for collection, user_id in log.affected_keys():
+        if collection != "users":
+            continue
+        before, after = log.status_of((collection, user_id))
+        if before is None and after is None:
+            continue
+        if before is None or (before == "tobedeleted" and after == "active"):
+            joiners[user_id] = person(user_id)
+        if (before == "active" and after in ("tobedeleted", None)) or (
+            before is None and after == "tobedeleted"
+        ):
+            leavers[user_id] = person(user_id)
+        if before == "tobedeleted" and after is None:
+            purged[user_id] = person(user_id)
+    # Edits show as changes only on records in both snapshots (not on a record added this term).
+    edited = {
+        sid: fields
+        for (kind, sid), fields in log.fields_edited.items()
+        if kind == "users" and None not in log.status_of((kind, sid))
+    }
+    enrollments, classes = collections["enrollments"], collections["classes"]
+    moves = set()
+    for pupil_id, old_class, new_class, enrollment_id in log.moves:
+        enrollment, klass = enrollments.get(enrollment_id), classes.get(new_class)
+        running = enrollment is not None and enrollment["status"] == "active"
+        if running and not enrollment.get("endDate") and klass and klass["status"] == "active":
+            moves.add((pupil_id, old_class, new_class))
+    return PeopleChanges(
+        joiners=joiners,
+        leavers=leavers,
+        purged=purged,
+        year_group_changes=frozenset(sid for sid, fields in edited.items() if "grades" in fields),
+        class_moves=frozenset(moves),
+        identity_changes=frozenset(sid for sid, f in edited.items() if f & IDENTITY_FIELDS),
+    )
