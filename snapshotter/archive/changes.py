@@ -186,30 +186,41 @@ WHERE r.entity = 'users' AND f.field = 'grades'""",
     # year-group change, not a move); or one enrollment record moved class. Only into a class
     # still active in the new snapshot, by an enrollment still running there.
     "class_moves": f"""
-SELECT e.run_id, d.estab, d.old_taken_at, d.new_taken_at, e.user_sourcedId,
-  json_extract(e.details, '$.person') AS person, json_extract(e.details, '$.role') AS role,
+WITH ended AS MATERIALIZED (
+  SELECT run_id, user_sourcedId, class_sourcedId, course_sourcedId, sourcedId, change,
+    json_extract(details, '$.person') AS person, json_extract(details, '$.role') AS role,
+    json_extract(details, '$.class_name') AS class_name,
+    json_extract(details, '$.class_type') AS class_type,
+    json_extract(details, '$.class_grades') AS class_grades
+  FROM changed_records
+  WHERE entity = 'enrollments' AND change <> 'added'
+    AND json_extract(details, '$.role') = 'student' AND json_extract(details, '$.ended')
+),
+began AS MATERIALIZED (
+  SELECT run_id, user_sourcedId, class_sourcedId, course_sourcedId, sourcedId, change,
+    json_extract(details, '$.class_name') AS class_name,
+    json_extract(details, '$.class_type') AS class_type,
+    json_extract(details, '$.class_grades') AS class_grades
+  FROM changed_records
+  WHERE entity = 'enrollments' AND json_extract(details, '$.role') = 'student'
+    AND json_extract(details, '$.began') AND NOT json_extract(details, '$.ended')
+    AND (json_extract(details, '$.class_status') = 'active'
+         OR json_type(details, '$.class_status') IS NULL)
+)
+SELECT e.run_id, d.estab, d.old_taken_at, d.new_taken_at, e.user_sourcedId, e.person, e.role,
   CASE WHEN e.course_sourcedId = b.course_sourcedId THEN 'class' ELSE 'registration group' END
     AS move,
   e.course_sourcedId,
-  e.class_sourcedId AS from_class_sourcedId,
-  json_extract(e.details, '$.class_name') AS from_class,
-  b.class_sourcedId AS to_class_sourcedId,
-  json_extract(b.details, '$.class_name') AS to_class,
+  e.class_sourcedId AS from_class_sourcedId, e.class_name AS from_class,
+  b.class_sourcedId AS to_class_sourcedId, b.class_name AS to_class,
   e.sourcedId AS ended_enrollment, e.change AS ended_how,
   b.sourcedId AS began_enrollment, b.change AS began_how
-FROM changed_records e JOIN changed_records b
-  ON b.run_id = e.run_id AND b.user_sourcedId = e.user_sourcedId AND b.entity = 'enrollments'
+FROM ended e JOIN began b
+  ON b.run_id = e.run_id AND b.user_sourcedId = e.user_sourcedId
   AND b.class_sourcedId IS NOT e.class_sourcedId
 JOIN diff_runs d ON d.id = e.run_id
-WHERE e.entity = 'enrollments' AND json_extract(e.details, '$.role') = 'student'
-  AND json_extract(b.details, '$.role') = 'student'
-  AND json_extract(e.details, '$.ended') AND json_extract(b.details, '$.began')
-  AND NOT json_extract(b.details, '$.ended') AND {_CLASS_ACTIVE_NOW.format(t="b")}
-  AND (e.course_sourcedId = b.course_sourcedId
-       OR (json_extract(e.details, '$.class_type') = 'homeroom'
-           AND json_extract(b.details, '$.class_type') = 'homeroom'
-           AND json_extract(e.details, '$.class_grades')
-               IS json_extract(b.details, '$.class_grades')))
+WHERE e.course_sourcedId = b.course_sourcedId
+  OR (e.class_type = 'homeroom' AND b.class_type = 'homeroom' AND e.class_grades IS b.class_grades)
 UNION ALL
 SELECT {_RUN_COLUMNS}, r.user_sourcedId,
   json_extract(r.details, '$.person'), json_extract(r.details, '$.role'),

@@ -90,8 +90,9 @@ class PeopleChanges:
 def people_changes(seed: int, pupils: int, term: int) -> PeopleChanges:
     """The people-level changes from `generate(..., term - 1)` to `generate(..., term)`.
 
-    A class move counts when the pupil is, at the end of the term, still enrolled (active, not
-    ended) in the class moved into and that class is still active.
+    A class move counts when the pupil was in the old class before the term (not a pupil who
+    joined during it) and is, at the end of the term, still enrolled (active, not ended) in the
+    class moved into, and that class is still active.
     """
     if term < 1:
         raise ValueError("people_changes() compares a term with the one before: term must be 1+")
@@ -109,12 +110,15 @@ def people_changes(seed: int, pupils: int, term: int) -> PeopleChanges:
     joiners: dict[str, Person] = {}
     leavers: dict[str, Person] = {}
     purged: dict[str, Person] = {}
+    arrived: set[str] = set()  # users added this term
     for collection, user_id in log.affected_keys():
         if collection != "users":
             continue
         before, after = log.status_of((collection, user_id))
         if before is None and after is None:
             continue
+        if before is None:
+            arrived.add(user_id)
         if before is None or (before == "tobedeleted" and after == "active"):
             joiners[user_id] = person(user_id)
         if (before == "active" and after in ("tobedeleted", None)) or (
@@ -132,6 +136,9 @@ def people_changes(seed: int, pupils: int, term: int) -> PeopleChanges:
     enrollments, classes = collections["enrollments"], collections["classes"]
     moves = set()
     for pupil_id, old_class, new_class, enrollment_id in log.moves:
+        if pupil_id in arrived:
+            # Joined this term: the enrollment left behind was added already ended, no move.
+            continue
         enrollment, klass = enrollments.get(enrollment_id), classes.get(new_class)
         running = enrollment is not None and enrollment["status"] == "active"
         if running and not enrollment.get("endDate") and klass and klass["status"] == "active":
