@@ -7,8 +7,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
 import re
+import shutil
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -265,3 +272,83 @@ def test_a_public_host_is_refused(tmp_path: Path, host: str) -> None:
 
 def test_loopback_addresses_are_loopback() -> None:
     assert all(map(is_loopback, ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"]))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_snapshotter_serve_answers_over_http_and_stops_on_ctrl_c(archive: Archive) -> None:
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-c", "from snapshotter.cli import cli; cli()"]
+    server = subprocess.Popen(
+        [*command, "serve", "--archive", str(archive.path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # printed once the port listens
+        url = f"http://127.0.0.1:{port}/"
+        assert url in line, line + server.stderr.read() if server.poll() is not None else line
+        with urllib.request.urlopen(url) as response:
+            html = response.read().decode()
+        assert "Quarrendon Academy" in html and 'data-run-id="1"' in html
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_an_installed_copy_serves_the_pages_from_its_own_files(
+    archive: Archive, tmp_path: Path
+) -> None:
+    """What `pip install .` installs is what setuptools' build_py copies (the wheel's content:
+    packages and package data); that copy alone, outside the checkout, serves the pages."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(
+        ROOT / "snapshotter", source / "snapshotter", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    lib = tmp_path / "lib"
+    built = subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py"]
+        + ["--build-lib", str(lib)],
+        cwd=source,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    packaged = lib / "snapshotter" / "datasette"
+    assert (packaged / "metadata.yml").read_bytes() == (ROOT / "metadata.yml").read_bytes()
+    probe = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "import snapshotter\n"
+        "from snapshotter.datasette.app import make_datasette\n"
+        "site = make_datasette(Path(sys.argv[1]))\n"
+        "home = asyncio.run(site.client.get('/'))\n"
+        "report = asyncio.run(site.client.get('/-/snapshotter/runs/1'))\n"
+        "query = asyncio.run(site.client.get('/changes/class_moves_in_run.json?run_id=1'))\n"
+        "print(snapshotter.__file__, home.status_code, report.status_code, query.status_code)\n"
+    )
+    served = subprocess.run(
+        [sys.executable, "-c", probe, str(archive.path)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(lib)},
+        capture_output=True,
+        text=True,
+    )
+    assert served.returncode == 0, served.stderr
+    where, *statuses = served.stdout.split()
+    assert Path(where).is_relative_to(lib)
+    assert statuses == ["200", "200", "200"]

@@ -108,4 +108,8 @@ def serve(
                 webbrowser.open(url)
         await serving
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        # uvicorn stops on Ctrl-C, then raises it again for its caller: stopping is the way out.
+        pass
