@@ -28,7 +28,13 @@ EXIT_USAGE = 2
     help="Address to listen on. Only a loopback address (127.0.0.1, ::1, localhost): the "
     "archive holds children's data, and password sign-in is not available yet.",
 )
-@click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8001,
+    show_default=True,
+    help="Port to listen on.",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the site in the browser.")
 def serve_command(
     archive: Path | None, config_path: Path | None, host: str, port: int, open_browser: bool

@@ -108,8 +108,6 @@ def serve(
                 webbrowser.open(url)
         await serving
 
-    try:
+    # uvicorn stops on Ctrl-C, then raises it again for its caller: stopping is the way out.
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
-    except KeyboardInterrupt:
-        # uvicorn stops on Ctrl-C, then raises it again for its caller: stopping is the way out.
-        pass
