@@ -352,3 +352,13 @@ def test_an_installed_copy_serves_the_pages_from_its_own_files(
     where, *statuses = served.stdout.split()
     assert Path(where).is_relative_to(lib)
     assert statuses == ["200", "200", "200"]
+
+
+def test_datasettes_own_row_pages_link_a_run_to_its_change_report(
+    archive: Archive, site: Any
+) -> None:
+    # On table pages Datasette links run_id, a foreign key, to the diff_runs row instead.
+    run_id = archive.run_ids[0]
+    for url in ("/changes/changed_records/1", "/changes/changed_fields/1"):
+        html = get(site, url).text
+        assert f'<a href="/-/snapshotter/runs/{run_id}" title="the change report">' in html, url

@@ -24,12 +24,13 @@ from datasette import hookimpl
 from datasette.database import Database
 from datasette.utils.asgi import NotFound, Response
 from jinja2 import FileSystemLoader
+from markupsafe import Markup, escape
 
 from ..archive.layout import ARCHIVE_ENV, CHANGES_DB, estab_of_name, safe_estab
 from ..report.wording import KIND_WORDS, noun, utc_text
 from . import catalogue
 
-__all__ = ["asgi_wrapper", "prepare_jinja2_environment", "register_routes"]
+__all__ = ["asgi_wrapper", "prepare_jinja2_environment", "register_routes", "render_cell"]
 
 PLUGIN = "snapshotter"
 CHANGES = "changes"  # Datasette names a database after its file
@@ -163,6 +164,23 @@ async def run_report(datasette: Any, request: Any) -> Response:
     return Response.html(
         await datasette.render_template("snapshotter/run.html", page, request=request)
     )
+
+
+# Columns of changes.db that hold a diff run's id: their cells link to its change report.
+RUN_ID_COLUMNS = {
+    ("change_counts", "run_id"),
+    ("changed_records", "run_id"),
+    ("changed_fields", "run_id"),
+}
+
+
+@hookimpl
+def render_cell(value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
+    """A run id in Datasette's own table and row pages links to that run's change report."""
+    if database != CHANGES or (table, column) not in RUN_ID_COLUMNS or not isinstance(value, int):
+        return None
+    url = datasette.urls.path(f"/-/snapshotter/runs/{value}")
+    return Markup(f'<a href="{escape(url)}" title="the change report">{value}</a>')
 
 
 # The canned queries of metadata.yml a report links to, each taking `run_id`.
