@@ -362,3 +362,22 @@ def test_datasettes_own_row_pages_link_a_run_to_its_change_report(
     for url in ("/changes/changed_records/1", "/changes/changed_fields/1"):
         html = get(site, url).text
         assert f'<a href="/-/snapshotter/runs/{run_id}" title="the change report">' in html, url
+
+
+def test_a_snapshots_datasette_page_is_titled_by_its_school_and_time(
+    archive: Archive, site: Any
+) -> None:
+    html = get(site, f"/{archive.snapshots[1].stem}").text
+    assert "Quarrendon Academy: snapshot of 2027-02-15 08:30:00 UTC" in html
+    hostile = next((archive.path / HOSTILE_ESTAB).glob("*.db")).stem
+    html = get(site, f"/{hostile}").text
+    assert "&lt;script&gt;" in html and "<script>alert(" not in html
+
+
+def test_a_damaged_snapshot_is_not_served(tmp_path: Path) -> None:
+    good = sim_snapshot(tmp_path, 0, pupils=30)
+    damaged = good.with_name(good.stem + "-2.db")
+    damaged.write_bytes(b"not a database" * 100)
+    site = make_datasette(tmp_path)
+    assert get(site, f"/{damaged.stem}").status_code == 404
+    assert "cannot be read as a snapshot" in get(site, "/").text

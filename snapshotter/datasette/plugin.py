@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,25 @@ from datasette.utils.asgi import NotFound, Response
 from jinja2 import FileSystemLoader
 from markupsafe import Markup, escape
 
-from ..archive.layout import ARCHIVE_ENV, CHANGES_DB, estab_of_name, safe_estab
+from ..archive.layout import (
+    ARCHIVE_ENV,
+    CHANGES_DB,
+    ArchiveError,
+    SnapshotInfo,
+    estab_of_name,
+    read_snapshot_info,
+    safe_estab,
+)
 from ..report.wording import KIND_WORDS, noun, utc_text
 from . import catalogue
 
-__all__ = ["asgi_wrapper", "prepare_jinja2_environment", "register_routes", "render_cell"]
+__all__ = [
+    "asgi_wrapper",
+    "get_metadata",
+    "prepare_jinja2_environment",
+    "register_routes",
+    "render_cell",
+]
 
 PLUGIN = "snapshotter"
 CHANGES = "changes"  # Datasette names a database after its file
@@ -70,8 +85,36 @@ def attach(datasette: Any, name: str) -> bool:
         return False
     if not path.is_file():
         return False
+    if not mutable:
+        try:
+            info = read_snapshot_info(path)
+        except ArchiveError:
+            return False  # the home page lists it as unreadable, saying why
+        _SNAPSHOT_TITLES.setdefault(datasette, {})[name] = _snapshot_metadata(info)
     datasette.add_database(Database(datasette, path=str(path), is_mutable=mutable), name=name)
     return True
+
+
+# The title of each snapshot attached, per Datasette instance: files are immutable, so read once.
+_SNAPSHOT_TITLES: weakref.WeakKeyDictionary[Any, dict[str, dict[str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _snapshot_metadata(info: SnapshotInfo) -> dict[str, str]:
+    school = info.school_name or f"estab {info.estab}"
+    state = "complete" if info.complete else "INCOMPLETE"
+    return {
+        "title": f"{school}: snapshot of {utc_text(info.taken_at)}",
+        "description": f"A {state} snapshot of OneRoster data (source: {info.source}).",
+    }
+
+
+@hookimpl
+def get_metadata(datasette: Any, key: str, database: str | None, table: str | None) -> dict:
+    """Titles for the snapshot files attached: their names are timestamps, so metadata.yml
+    cannot list them."""
+    return {"databases": dict(_SNAPSHOT_TITLES.get(datasette, {}))}
 
 
 @hookimpl
