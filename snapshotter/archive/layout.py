@@ -103,6 +103,13 @@ def time_from_name(path: Path) -> datetime | None:
     return datetime.strptime(match["time"], _TIME_FORMAT).replace(tzinfo=UTC)
 
 
+def estab_of_name(name: str) -> str | None:
+    """The school of a snapshot's name (its file name without `.db`), or None for any other
+    name: such a name holds no `/`, `.` or `..`, so it is safe to look up in the archive."""
+    match = _NAME_RE.match(name)
+    return match["estab"] if match else None
+
+
 def changes_db_path(archive: Path) -> Path:
     return archive / CHANGES_DB
 
