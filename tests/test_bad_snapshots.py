@@ -204,3 +204,22 @@ def test_snapshots_taken_in_one_second_are_ordered_by_when_they_began(tmp_path: 
         assert result.exit_code == 0, result.output
         report = json.loads(result.stdout)
         assert (report["from"]["name"], report["to"]["name"]) == (earlier.stem, later.stem)
+
+
+def test_a_snapshot_from_before_dropped_paths_existed_is_still_read_and_compared(
+    tmp_path: Path,
+) -> None:
+    # Snapshot files written by the version before `dropped_paths` lack that metadata column:
+    # they are older snapshots, not another program's files, and every archive holds them.
+    archive = tmp_path / "archive"
+    paths = [sim_snapshot(archive, term) for term in (0, 1)]
+    for path in paths:
+        with sqlite3.connect(path) as conn:
+            conn.execute("ALTER TABLE snapshot_metadata DROP COLUMN dropped_paths")
+        conn.close()
+    listed = run("snapshots", "--archive", archive, "--json")
+    assert listed.exit_code == 0 and "Warning" not in listed.stderr
+    assert [entry["unreadable"] for entry in json.loads(listed.stdout)] == [None, None]
+    compared = run("diff", "--archive", archive, "--no-save", "--format", "json")
+    assert compared.exit_code == 0, compared.stderr
+    assert json.loads(compared.stdout)["summary"]["users"]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import ENTITIES
-from .schema import METADATA_SQL, METADATA_TABLE, columns_for
+from .schema import LATER_METADATA_COLUMNS, METADATA_SQL, METADATA_TABLE, columns_for
 
 # What to do about a file that is not a readable snapshot: the advice every message ends with.
 ADVICE = "fetch a new snapshot, or move the file out of the archive"
@@ -30,11 +30,15 @@ ADVICE = "fetch a new snapshot, or move the file out of the archive"
 
 @cache
 def _expected_columns() -> dict[str, tuple[str, ...]]:
-    """{table: columns} of a snapshot as this version writes it (the metadata table's asked of
-    SQLite itself)."""
+    """{table: columns} every snapshot has, whichever version wrote it: this version's (the
+    metadata table's asked of SQLite itself), less the metadata columns added since."""
     with closing(sqlite3.connect(":memory:")) as conn:
         conn.execute(METADATA_SQL)
-        metadata = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({METADATA_TABLE})"))
+        metadata = tuple(
+            row[1]
+            for row in conn.execute(f"PRAGMA table_info({METADATA_TABLE})")
+            if row[1] not in LATER_METADATA_COLUMNS
+        )
     expected = {METADATA_TABLE: metadata}
     for entity in ENTITIES:
         expected[entity.collection] = tuple(name for name, _ in columns_for(entity))

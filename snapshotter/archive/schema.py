@@ -122,6 +122,9 @@ METADATA_COLUMNS = (
     "content_hash",
     "dropped_paths",
 )
+# Metadata columns added after snapshots were first written: a file without them is an older
+# snapshot, still read (never a file of "another program or version").
+LATER_METADATA_COLUMNS = frozenset({"dropped_paths"})
 
 ENDPOINTS_SQL = f"""
 CREATE TABLE {ENDPOINTS_TABLE} (
