@@ -181,12 +181,18 @@ class SnapshotInfo:
         return result
 
 
+def unreadable_message(path: Path, problem: str) -> str:
+    """One line for a person about a file that cannot be read as a snapshot: the file, why,
+    and what to do."""
+    return f"{path} cannot be read as a snapshot: {problem}; {ADVICE}"
+
+
 class SnapshotFileError(ArchiveError):
     """A file named like a snapshot that cannot be read as one; the message names the file,
     says why and what to do, on one line."""
 
     def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"{path} cannot be read as a snapshot: {problem}; {ADVICE}")
+        super().__init__(unreadable_message(path, problem))
         self.path = path
         self.problem = problem
 
@@ -275,7 +281,7 @@ class UnreadableSnapshot:
     @property
     def message(self) -> str:
         """One line for a person: the file, why, and what to do."""
-        return f"{self.path} cannot be read as a snapshot: {self.reason}; {ADVICE}"
+        return unreadable_message(self.path, self.reason)
 
     def as_json(self) -> dict[str, Any]:
         """Every key a readable snapshot's entry has, null but for what the name says."""
