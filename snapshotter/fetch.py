@@ -21,7 +21,6 @@ once a pass in that order did not hold are the later passes asked for `sort=sour
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +57,7 @@ from .archive.snapshot import (
 )
 from .canonical import canonical_with_hash
 from .interrupts import FetchInterrupts
+from .loopback import is_loopback
 from .model import COLLECTIONS, ENTITY_BY_COLLECTION
 
 T = TypeVar("T")
@@ -118,21 +118,6 @@ def public_base_url(base_url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` names this machine: `localhost`, 127.0.0.0/8 or ::1."""
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 class InsecureTransportError(ValueError):

@@ -29,9 +29,10 @@ from helpers_diff import sim_snapshot, term_time, write_snapshot
 from snapshotter.archive.layout import read_snapshot_info
 from snapshotter.archive.people import headline
 from snapshotter.cli import cli
-from snapshotter.datasette.app import is_loopback, make_datasette
+from snapshotter.datasette.app import make_datasette
 from snapshotter.datasette.plugin import QUERY_NAMES
 from snapshotter.diff import diff_and_save
+from snapshotter.loopback import is_loopback
 from snapshotter.sim.school import generate
 
 HOSTILE_NAME = "<script>alert('pwned')</script> Academy"
@@ -272,6 +273,7 @@ def test_a_public_host_is_refused(tmp_path: Path, host: str) -> None:
 
 def test_loopback_addresses_are_loopback() -> None:
     assert all(map(is_loopback, ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.0.2.1", "example.org"]))
 
 
 def _free_port() -> int:
@@ -381,3 +383,25 @@ def test_a_damaged_snapshot_is_not_served(tmp_path: Path) -> None:
     site = make_datasette(tmp_path)
     assert get(site, f"/{damaged.stem}").status_code == 404
     assert "cannot be read as a snapshot" in get(site, "/").text
+
+
+def test_a_changes_db_saved_by_an_older_version_is_shown_with_todays_counts(
+    archive: Archive, tmp_path: Path
+) -> None:
+    # An archive whose last diff ran before this version: its views lack what the pages read.
+    shutil.copytree(archive.path, tmp_path / "old")
+    changes_db = tmp_path / "old" / "changes.db"
+    with closing(sqlite3.connect(changes_db)) as conn, conn:
+        conn.execute("DROP VIEW joiners")
+        conn.execute("CREATE VIEW joiners AS SELECT run_id, role, sourcedId FROM changed_records")
+        conn.execute("DROP VIEW purged")
+        conn.execute("PRAGMA user_version = 1")
+    site = make_datasette(tmp_path / "old")
+    home = get(site, "/")
+    assert home.status_code == 200
+    run_id = archive.run_ids[0]
+    report = get(site, f"/-/snapshotter/runs/{run_id}")
+    assert report.status_code == 200
+    assert _cells(report.text, '<tbody><tr>\\s*<td class="joiners">') == _expected_cells(
+        _headline(archive, run_id)
+    )

@@ -45,7 +45,8 @@ def serve_command(
     tables, robots.txt disallowing everything. Prints the URL; Ctrl-C stops it.
     """
     # Datasette and uvicorn are imported only here, so other commands start without them.
-    from ..datasette.app import ServeError, is_loopback, serve
+    from ..datasette.app import ServeError, serve
+    from ..loopback import is_loopback
 
     if not is_loopback(host):
         click.echo(

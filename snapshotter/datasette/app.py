@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import ipaddress
 import webbrowser
 from collections.abc import Callable
 from importlib import resources
@@ -34,23 +33,12 @@ LOCKED_DOWN_SETTINGS: dict[str, Any] = {
     "allow_download": False,
     "allow_csv_stream": False,
 }
-LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 def load_metadata() -> dict[str, Any]:
     """The package's `metadata.yml` (the top-level `metadata.yml` of a checkout links to it)."""
     text = (resources.files("snapshotter.datasette") / "metadata.yml").read_text(encoding="utf-8")
     return parse_metadata(text)
-
-
-def is_loopback(host: str) -> bool:
-    """True for an address only this machine can reach: 127.0.0.0/8, ::1, localhost."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # any other name may resolve to a public address
 
 
 def register_plugin() -> None:

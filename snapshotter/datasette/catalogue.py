@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..archive.changes import SHAPE_VERSION, open_changes_db
 from ..archive.layout import (
     CHANGES_DB,
     SnapshotInfo,
@@ -43,6 +44,13 @@ def open_changes(archive: Path) -> sqlite3.Connection | None:
     if not path.is_file():
         return None
     conn = sqlite3.connect(read_only_uri(path), uri=True)
+    if conn.execute("PRAGMA user_version").fetchone()[0] != SHAPE_VERSION:
+        # Saved by an older version: its views lack what the pages read (the `purged` view,
+        # statuses). Shape it once, as the next `diff` would; the pages still only read.
+        conn.close()
+        with closing(open_changes_db(path)):
+            pass
+        conn = sqlite3.connect(read_only_uri(path), uri=True)
     conn.row_factory = sqlite3.Row
     return conn
 
