@@ -38,9 +38,11 @@ class FetchInterrupts:
         if not self._installed:
             return
         self._installed = False
-        if self.publishing:
+        if self.publishing or self.count:
             # Published and its path printed: Ctrl-C from here to the end of the process is
             # ignored, as a KeyboardInterrupt now would turn the success into exit status 130.
+            # Interrupted: the command is on its way out (the fetch cleaned up); another Ctrl-C
+            # while Python joins the writer thread at exit would only print a traceback.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         else:
             signal.signal(signal.SIGINT, self._previous)
