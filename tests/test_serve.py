@@ -4,7 +4,6 @@ a rollover, each diff saved as `snapshotter diff` saves it)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import os
@@ -18,59 +17,26 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from helpers_diff import sim_snapshot, term_time, write_snapshot
+from helpers_diff import sim_snapshot
+from helpers_serve import HOSTILE_ESTAB, Archive, build_archive, get
+from helpers_serve import save_diff as _diff
 
 from snapshotter.archive.layout import read_snapshot_info
 from snapshotter.archive.people import headline
 from snapshotter.cli import cli
 from snapshotter.datasette.app import make_datasette
 from snapshotter.datasette.plugin import QUERY_NAMES
-from snapshotter.diff import diff_and_save
 from snapshotter.loopback import is_loopback
-from snapshotter.sim.school import generate
-
-HOSTILE_NAME = "<script>alert('pwned')</script> Academy"
-HOSTILE_ESTAB = "666"
-
-
-@dataclass(frozen=True)
-class Archive:
-    path: Path
-    snapshots: list[Path]
-    run_ids: list[int]
-
-
-def _diff(old: Path, new: Path, archive: Path) -> int:
-    return diff_and_save(
-        read_snapshot_info(old), read_snapshot_info(new), archive / "changes.db"
-    ).run_id
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
-    """Terms 0 to 3 (the last a rollover), each diffed from the one before; and a second
-    school whose provider-given name is markup."""
-    root = tmp_path_factory.mktemp("archive")
-    snapshots = [sim_snapshot(root, term) for term in range(4)]
-    run_ids = [_diff(old, new, root) for old, new in zip(snapshots, snapshots[1:], strict=False)]
-    write_snapshot(
-        root,
-        generate(seed=2, pupils=20, term=0),
-        taken_at=term_time(0),
-        estab=HOSTILE_ESTAB,
-        school_name=HOSTILE_NAME,
-    )
-    return Archive(root, snapshots, run_ids)
-
-
-def get(datasette: Any, url: str) -> Any:
-    return asyncio.run(datasette.client.get(url))
+    return build_archive(tmp_path_factory.mktemp("archive"))
 
 
 @pytest.fixture(scope="module")

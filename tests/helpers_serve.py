@@ -1,0 +1,55 @@
+"""An archive for the Datasette site's tests: the simulated school over terms 0 to 3 (the last a
+rollover), each diff saved as `snapshotter diff` saves it, and a second school whose
+provider-given name is markup."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from helpers_diff import sim_snapshot, term_time, write_snapshot
+
+from snapshotter.archive.layout import read_snapshot_info
+from snapshotter.diff import diff_and_save
+from snapshotter.sim.school import generate
+
+HOSTILE_NAME = "<script>alert('pwned')</script> Academy"
+HOSTILE_ESTAB = "666"
+
+
+@dataclass(frozen=True)
+class Archive:
+    path: Path
+    snapshots: list[Path]
+    run_ids: list[int]
+
+
+def save_diff(old: Path, new: Path, archive: Path) -> int:
+    """Diff two snapshot files and save the run in the archive's changes.db; its id."""
+    return diff_and_save(
+        read_snapshot_info(old), read_snapshot_info(new), archive / "changes.db"
+    ).run_id
+
+
+def build_archive(root: Path) -> Archive:
+    """Terms 0 to 3 (the last a rollover), each diffed from the one before; and a second
+    school whose provider-given name is markup."""
+    snapshots = [sim_snapshot(root, term) for term in range(4)]
+    run_ids = [
+        save_diff(old, new, root) for old, new in zip(snapshots, snapshots[1:], strict=False)
+    ]
+    write_snapshot(
+        root,
+        generate(seed=2, pupils=20, term=0),
+        taken_at=term_time(0),
+        estab=HOSTILE_ESTAB,
+        school_name=HOSTILE_NAME,
+    )
+    return Archive(root, snapshots, run_ids)
+
+
+def get(datasette: Any, url: str) -> Any:
+    """A page of the in-process site, as `datasette.client` answers it."""
+    return asyncio.run(datasette.client.get(url))
