@@ -5,14 +5,26 @@
     drop_fields = ["users.sms"]                 # optional; for every school
     allow_insecure_http = false                 # optional; plain http:// off this machine
 
+    [mail]                                      # optional: for `digest` and `run`
+    host = "smtp.example.org"
+    port = 587                                  # optional; 587 starttls, 465 ssl, 25 none
+    tls = "starttls"                            # starttls (default), ssl, or none (loopback only)
+    username = "archive@example.org"            # optional login
+    password_env = "SMTP_PASSWORD"              # or password_file = "/etc/snapshotter/smtp"
+    from = "Rostering archive <archive@example.org>"
+    alert_to = ["it@example.org"]               # who hears of a failed or stale school
+
     [[school]]
     name = "Hillside Academy"
     rp = "partner-rp"
     estab = "3281110"
     secret_env = "HILLSIDE_SECRET"              # the environment variable holding its secret
+    to = ["data.manager@hillside.example"]      # optional: who gets its digest
+    detail = "ids"                              # optional: counts, ids (default) or names
+    datasette_url = "https://archive.example"   # optional: digest links into the pages
     # base_url, drop_fields, allow_insecure_http: optional, per school
 
-Secrets never go in the file: only the name of the variable that holds each one.
+Secrets never go in the file: only the name of the variable (or file) that holds each one.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from typing import Any
 
 from .api.defaults import PRODUCTION_BASE_URL
 from .archive.snapshot import parse_drop_fields
+from .digest.settings import TLS_MODES, MailSettings
 
 DEFAULT_CONFIG = Path("snapshotter.toml")
 
@@ -43,6 +56,9 @@ class SchoolConfig:
     base_url: str = PRODUCTION_BASE_URL
     drop_fields: tuple[str, ...] = ()
     allow_insecure_http: bool = False
+    to: tuple[str, ...] = ()
+    detail: str = "ids"
+    datasette_url: str | None = None
 
     def secret(self, environ: Mapping[str, str] | None = None) -> str | None:
         value = (os.environ if environ is None else environ).get(self.secret_env)
@@ -56,6 +72,11 @@ class Config:
     base_url: str
     schools: tuple[SchoolConfig, ...]
     allow_insecure_http: bool = False
+    mail: MailSettings | None = None
+    alert_to: tuple[str, ...] = ()
+
+    def school_of_estab(self, estab: str) -> SchoolConfig | None:
+        return next((school for school in self.schools if school.estab == estab), None)
 
     def school(self, name: str) -> SchoolConfig:
         for school in self.schools:
@@ -93,6 +114,49 @@ def _flag(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool
 
 
 _SECRET_KEYS = {"secret", "shared_secret", "password", "token"}
+DETAILS = ("counts", "ids", "names")
+
+
+def _addresses(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and "@" in v for v in value):
+        raise ConfigError(f"{where}: `{key}` must be a list of email addresses")
+    return tuple(v.strip() for v in value)
+
+
+def _url(table: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = _text(table, key, where, required=False)
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: `{key}` must start with http:// or https://")
+    return value
+
+
+def _mail(table: Any, where: str) -> MailSettings:
+    at = f"{where}, [mail]"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{at}: expected a table")
+    if _SECRET_KEYS & set(table):
+        raise ConfigError(f"{at}: the password does not belong in the file; name a `password_env`")
+    port = table.get("port")
+    if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
+        raise ConfigError(f"{at}: `port` must be a number from 1 to 65535")
+    tls = _text(table, "tls", at, required=False) or "starttls"
+    if tls not in TLS_MODES:
+        raise ConfigError(f"{at}: `tls` must be one of {', '.join(TLS_MODES)}")
+    password_file = _text(table, "password_file", at, required=False)
+    ca_file = _text(table, "ca_file", at, required=False)
+    return MailSettings(
+        host=_text(table, "host", at) or "",
+        port=port,
+        tls=tls,
+        username=_text(table, "username", at, required=False),
+        password_env=_text(table, "password_env", at, required=False),
+        password_file=Path(password_file).expanduser() if password_file else None,
+        sender=_text(table, "from", at, required=False),
+        ca_file=Path(ca_file).expanduser() if ca_file else None,
+    )
 
 
 def parse_config(document: Mapping[str, Any], path: Path) -> Config:
@@ -116,6 +180,9 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
         name = _text(table, "name", at)
         assert name is not None
         at = f"{where}, school {name!r}"
+        detail = _text(table, "detail", at, required=False) or "ids"
+        if detail not in DETAILS:
+            raise ConfigError(f"{at}: `detail` must be one of {', '.join(DETAILS)}")
         schools.append(
             SchoolConfig(
                 name=name,
@@ -125,12 +192,18 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
                 base_url=_text(table, "base_url", at, required=False) or base_url,
                 drop_fields=tuple(dict.fromkeys(shared_drops + _drop_fields(table, at))),
                 allow_insecure_http=_flag(table, "allow_insecure_http", at, insecure_http),
+                to=_addresses(table, "to", at),
+                detail=detail,
+                datasette_url=_url(table, "datasette_url", at),
             )
         )
     names = [s.name for s in schools]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"{where}: school names must be unique: {', '.join(duplicates)}")
+    mail_table = document.get("mail")
+    mail = _mail(mail_table, where) if mail_table is not None else None
+    alert_to = _addresses(mail_table, "alert_to", f"{where}, [mail]") if mail_table else ()
     archive = Path(archive_text).expanduser() if archive_text else None
     if archive is not None and not archive.is_absolute():
         archive = path.parent / archive  # relative to the file, not to wherever cron runs
@@ -140,6 +213,8 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
         base_url=base_url,
         schools=tuple(schools),
         allow_insecure_http=insecure_http,
+        mail=mail,
+        alert_to=alert_to,
     )
 
 

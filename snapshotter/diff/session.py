@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import errno
-import os
 import sqlite3
 import sys
-from collections.abc import Callable
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import TextIO
 
 from ..archive.changes import memory_changes_db, open_changes_db, write_transaction
 from ..archive.layout import ArchiveError, SnapshotInfo
+from ..atomic import write_atomically
 from ..report import load_report, render
 from .run import diff_into
 from .volume import MassChange
@@ -113,27 +112,9 @@ def run_and_render(
         if output is None:
             render(report, output_format, out or sys.stdout, examples=examples)
         else:
-            _write_atomically(
+            write_atomically(
                 output, lambda handle: render(report, output_format, handle, examples=examples)
             )
     if save_error is not None:
         raise save_error
     return DiffOutcome(result.run_id, saved, result.mass_changes, result.rollover)
-
-
-def _write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
-    """Write `path` whole or not at all, readable by its owner only: a report names people.
-    A device or pipe (/dev/stdout, a FIFO) is written into, never replaced."""
-    if path.exists() and not path.is_file():
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        return
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.unlink(missing_ok=True)  # one left by a killed run would keep its old mode
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with open(fd, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
