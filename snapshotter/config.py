@@ -4,6 +4,7 @@
     base_url = "https://..."                    # optional; Xporter's production URL by default
     drop_fields = ["users.sms"]                 # optional; for every school
     allow_insecure_http = false                 # optional; plain http:// off this machine
+    stale_after = 3                             # optional; days before `run` alerts a stale school
 
     [mail]                                      # optional: for `digest` and `run`
     host = "smtp.example.org"
@@ -74,6 +75,7 @@ class Config:
     allow_insecure_http: bool = False
     mail: MailSettings | None = None
     alert_to: tuple[str, ...] = ()
+    stale_after_days: int = 3
 
     def school_of_estab(self, estab: str) -> SchoolConfig | None:
         return next((school for school in self.schools if school.estab == estab), None)
@@ -204,6 +206,9 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
     mail_table = document.get("mail")
     mail = _mail(mail_table, where) if mail_table is not None else None
     alert_to = _addresses(mail_table, "alert_to", f"{where}, [mail]") if mail_table else ()
+    stale_after = document.get("stale_after", 3)
+    if not isinstance(stale_after, int) or isinstance(stale_after, bool) or stale_after < 1:
+        raise ConfigError(f"{where}: `stale_after` must be a whole number of days, 1 or more")
     archive = Path(archive_text).expanduser() if archive_text else None
     if archive is not None and not archive.is_absolute():
         archive = path.parent / archive  # relative to the file, not to wherever cron runs
@@ -215,6 +220,7 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
         allow_insecure_http=insecure_http,
         mail=mail,
         alert_to=alert_to,
+        stale_after_days=stale_after,
     )
 
 
