@@ -6,6 +6,7 @@ import click
 
 from . import __version__
 from .commands.digest import digest_command
+from .commands.prune import prune_command
 from .commands.run import run_command
 from .commands.serve import serve_command
 from .commands_archive import fetch_command, import_command, snapshots_command
@@ -49,3 +50,4 @@ cli.add_command(demo_command)
 cli.add_command(serve_command)
 cli.add_command(digest_command)
 cli.add_command(run_command)
+cli.add_command(prune_command)

@@ -146,6 +146,16 @@ def clean_stale_partials(directory: Path) -> list[Path]:
     return removed
 
 
+def live_partials(archive: Path) -> list[Path]:
+    """Temporary files of fetches and imports still running, in any school of the archive."""
+    live = []
+    for partial in archive.glob(f"*/.*{PARTIAL_SUFFIX}"):
+        pid_text = partial.name[: -len(PARTIAL_SUFFIX)].rsplit(".", 1)[-1]
+        if pid_text.isdigit() and _pid_alive(int(pid_text)):
+            live.append(partial)
+    return live
+
+
 def open_snapshot(path: Path) -> sqlite3.Connection:
     """A read-only connection: reading the archive must never change it."""
     if not path.is_file():

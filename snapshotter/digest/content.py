@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..archive.layout import open_snapshot, read_only_uri
+from ..archive.layout import read_only_uri
 from ..archive.people import headline
+from ..archive.terms import term_of
 from ..natural import natural_key
 from ..report.saved import Report, load_report
 from ..report.wording import KIND_WORDS, utc_text, volume_lines
@@ -99,23 +100,8 @@ def latest_run(conn: sqlite3.Connection, estab: str | None) -> int:
 
 
 def _term_of(snapshot: dict[str, Any]) -> str | None:
-    """The title of the term the snapshot was taken in, read from the snapshot itself (None
-    when the file is gone, e.g. pruned, or no term holds that day)."""
-    path = Path(snapshot["path"])
-    if not path.is_file():
-        return None
-    day = snapshot["taken_at"][:10]
-    try:
-        with closing(open_snapshot(path)) as conn:
-            row = conn.execute(
-                "SELECT title FROM academicSessions WHERE type = 'term' AND status = 'active' "
-                "AND startDate <= ? AND (endDate IS NULL OR endDate >= ?) "
-                "ORDER BY startDate DESC LIMIT 1",
-                (day, day),
-            ).fetchone()
-    except (sqlite3.Error, OSError):
-        return None
-    return str(row[0]) if row and row[0] else None
+    term = term_of(Path(snapshot["path"]), snapshot["taken_at"])
+    return term[0] if term else None
 
 
 def _side(snapshot: dict[str, Any]) -> SnapshotSide:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..archive.people import headline
+from ..archive.pruned import pruned_at
 from ..diff.kinds import ALL_KINDS
 from ..model import COLLECTIONS
 
@@ -129,6 +130,7 @@ def _snapshot(conn: sqlite3.Connection, snapshot_id: int) -> dict[str, Any]:
         "record_counts": json.loads(row["record_counts"]),
         "content_hash": row["content_hash"],
         "school_year": row["school_year"],
+        "pruned_at": pruned_at(conn, row["path"]),
     }
 
 

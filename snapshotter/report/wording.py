@@ -46,7 +46,8 @@ def snapshot_line(snapshot: Mapping[str, Any]) -> str:
     stable = "stable" if snapshot["stable"] else "not stable"
     state = f"{complete}, {stable}"
     year = f", school year {snapshot['school_year']}" if snapshot.get("school_year") else ""
-    return f"{snapshot['name']} (taken {utc_text(snapshot['taken_at'])}, {state}{year})"
+    pruned = f"; file pruned {utc_text(snapshot['pruned_at'])}" if snapshot.get("pruned_at") else ""
+    return f"{snapshot['name']} (taken {utc_text(snapshot['taken_at'])}, {state}{year}{pruned})"
 
 
 def utc_text(timestamp: str) -> str:
