@@ -129,9 +129,9 @@ def test_a_second_run_while_one_holds_the_archive_stops_and_says_so(
 def test_two_overlapping_runs_one_waits_out_and_the_archive_stays_whole(
     sim_server: Any, tmp_path: Path
 ) -> None:
-    """Two real processes, started together against a slow provider: one runs, the other
-    finds the lock, exits 5 and leaves the archive as the first made it."""
-    slow = sim_server(pupils=40, quirks=Quirks(latency_s=0.05))
+    """Two real processes: the first runs against a provider slowed down until the second has
+    tried; the second finds the lock, exits 5 and leaves the archive as the first made it."""
+    slow = sim_server(pupils=40, quirks=Quirks(latency_s=1.0))
     archive = tmp_path / "archive"
     with smtp_server() as mailbox:
         config = write_config(tmp_path / "snapshotter.toml", slow, slow, mailbox, archive)
@@ -139,10 +139,11 @@ def test_two_overlapping_runs_one_waits_out_and_the_archive_stays_whole(
         command = [sys.executable, "-c", "from snapshotter.cli import cli; cli()", "run",
                    "--config", str(config), "--school", "Hillside Academy", *FAST]  # fmt: skip
         first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while not (archive / RUN_LOCK).exists() and time.monotonic() < deadline:
             time.sleep(0.02)
-        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        slow.quirks = Quirks()  # the first may finish now
         out, err = first.communicate(timeout=300)
     assert second.returncode == 5, second.stderr
     assert "Another `snapshotter run`" in second.stderr
