@@ -12,7 +12,14 @@
     secret_env = "HILLSIDE_SECRET"              # the environment variable holding its secret
     # base_url, drop_fields, allow_insecure_http: optional, per school
 
-Secrets never go in the file: only the name of the variable that holds each one.
+    [serve]                                     # optional: password sign-in for `serve`
+    user = "admin"                              # optional; `admin` by default
+    password_hash_file = "/etc/snapshotter/admin.hash"
+    [serve.users]                               # optional: more users, each with a hash file
+    auditor = "/etc/snapshotter/auditor.hash"
+
+Secrets never go in the file: only the name of the variable that holds each one, or the file
+that holds a password hash.
 """
 
 from __future__ import annotations
@@ -50,12 +57,21 @@ class SchoolConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    """Who may sign in to `snapshotter serve`: (user name, password hash file) pairs."""
+
+    user: str | None = None
+    password_hash_files: tuple[tuple[str, Path], ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     archive: Path | None
     base_url: str
     schools: tuple[SchoolConfig, ...]
     allow_insecure_http: bool = False
+    serve: ServeConfig = ServeConfig()
 
     def school(self, name: str) -> SchoolConfig:
         for school in self.schools:
@@ -93,6 +109,37 @@ def _flag(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool
 
 
 _SECRET_KEYS = {"secret", "shared_secret", "password", "token"}
+
+
+def _relative_to(path: Path, text: str) -> Path:
+    """A path of the file, relative to the file, not to wherever cron runs."""
+    named = Path(text).expanduser()
+    return named if named.is_absolute() else path.parent / named
+
+
+def _serve_config(document: Mapping[str, Any], path: Path) -> ServeConfig:
+    table = document.get("serve", {})
+    where = f"{path}, [serve]"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: expected a table")
+    if (_SECRET_KEYS | {"password_hash"}) & set(table):
+        raise ConfigError(
+            f"{where}: a password or its hash does not belong in the file; name a "
+            "`password_hash_file` (make one with `snapshotter hash-password --file FILE`)"
+        )
+    user = _text(table, "user", where, required=False)
+    files: dict[str, Path] = {}
+    hash_file = _text(table, "password_hash_file", where, required=False)
+    if hash_file is not None:
+        files[user or "admin"] = _relative_to(path, hash_file)
+    users = table.get("users", {})
+    if not isinstance(users, Mapping):
+        raise ConfigError(f"{where}: `users` is a table of user name = password hash file")
+    for name, value in users.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where}: user {name!r}: give the path of its password hash file")
+        files.setdefault(name, _relative_to(path, value.strip()))
+    return ServeConfig(user=user, password_hash_files=tuple(files.items()))
 
 
 def parse_config(document: Mapping[str, Any], path: Path) -> Config:
@@ -140,6 +187,7 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
         base_url=base_url,
         schools=tuple(schools),
         allow_insecure_http=insecure_http,
+        serve=_serve_config(document, path),
     )
 
 
