@@ -8,7 +8,7 @@ from . import __version__
 from .commands.digest import digest_command
 from .commands.prune import prune_command
 from .commands.run import run_command
-from .commands.serve import serve_command
+from .commands.serve import hash_password_command, serve_command
 from .commands_archive import fetch_command, import_command, snapshots_command
 from .commands_reading import demo_command, diff_command
 from .safe_text import printable
@@ -51,3 +51,4 @@ cli.add_command(serve_command)
 cli.add_command(digest_command)
 cli.add_command(run_command)
 cli.add_command(prune_command)
+cli.add_command(hash_password_command)

@@ -89,6 +89,16 @@ def archive_dir(option: Path | None, config_path: Path | None) -> Path:
     return _archive(option, _load_config(config_path))
 
 
+def warn_if_readable_by_others(what: str, path: Path, mode: int) -> None:
+    """As ssh does for a private key: say so, and go on."""
+    if mode & 0o077:
+        click.echo(
+            f"Warning: {what} {path} is readable by others "
+            f"(permissions {stat.S_IMODE(mode):04o}); make it private: chmod 600 {path}",
+            err=True,
+        )
+
+
 def _read_secret(
     secret_file: Path | None, secret_env: str, *, school: SchoolConfig | None = None
 ) -> str:
@@ -100,13 +110,7 @@ def _read_secret(
             mode = secret_file.stat().st_mode
         except OSError as exc:
             raise click.UsageError(f"cannot read --secret-file: {exc.strerror}") from None
-        if mode & 0o077:
-            # As ssh does for a private key: say so, and go on.
-            click.echo(
-                f"Warning: --secret-file {secret_file} is readable by others "
-                f"(permissions {stat.S_IMODE(mode):04o}); make it private: chmod 600 {secret_file}",
-                err=True,
-            )
+        warn_if_readable_by_others("--secret-file", secret_file, mode)
         if not secret:
             raise click.UsageError(f"--secret-file {secret_file} is empty")
         return secret

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .commands_archive import archive_dir, config_option
+
+if TYPE_CHECKING:  # the demo (and its simulator) is imported only when it runs
+    from .demo import DemoResult
 
 
 def _refuse_output_into_archive(
@@ -196,11 +200,28 @@ def diff_command(
     metavar="N",
     help="Entries per section of the report it prints; 0 for all of them.",
 )
-def demo_command(pupils: int, terms: int, archive: Path, limit: int) -> None:
+@click.option(
+    "--no-serve",
+    "serve",
+    flag_value=False,
+    default=True,
+    help="End once the report is printed, without serving the archive.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8001,
+    show_default=True,
+    help="Port to serve the archive on, on 127.0.0.1 (another free one if it is in use).",
+)
+def demo_command(
+    pupils: int, terms: int, archive: Path, limit: int, serve: bool, port: int
+) -> None:
     """Run the whole job against the built-in simulated school, offline.
 
     Starts the simulated Xporter server on a free loopback port, snapshots the school, advances
-    it, snapshots it again, diffs the two, saves the report and prints its summary.
+    it, snapshots it again, diffs the two, saves the report and prints its summary. Then serves
+    the archive as `snapshotter serve` does, naming the pages worth opening, until Ctrl-C.
     """
     from .archive.layout import ArchiveError
     from .demo import run_demo
@@ -208,7 +229,7 @@ def demo_command(pupils: int, terms: int, archive: Path, limit: int) -> None:
 
     try:
         # Progress per snapshot on stderr, as for fetch: a big school takes seconds each.
-        run_demo(
+        result = run_demo(
             pupils=pupils,
             terms=terms,
             archive=archive,
@@ -217,4 +238,30 @@ def demo_command(pupils: int, terms: int, archive: Path, limit: int) -> None:
             limit=limit,
         )
     except ArchiveError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if serve:
+        _serve_demo(result, port)
+
+
+def _serve_demo(result: DemoResult, wanted_port: int) -> None:
+    """Serve the demo's archive on loopback, printing the URL and the pages worth opening."""
+    from .datasette.app import ServeError, serve
+    from .demo import pages_worth_opening, port_to_serve_on
+
+    host = "127.0.0.1"
+    port = port_to_serve_on(wanted_port, host)
+    if port != wanted_port:
+        click.echo(f"Port {wanted_port} is in use: serving on port {port} instead (see --port).")
+    archive = result.changes_db.parent
+    pages = pages_worth_opening(result)
+
+    def announce(url: str) -> None:
+        click.echo("")
+        click.echo(f"Serving the demo archive {archive} at {url} (Ctrl-C stops it). Open:")
+        for what, path in pages:
+            click.echo(f"  {what}: {url.rstrip('/')}{path}")
+
+    try:
+        serve(archive, host, port, announce=announce)
+    except ServeError as exc:
         raise click.ClickException(str(exc)) from exc

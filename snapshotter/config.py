@@ -25,7 +25,14 @@
     datasette_url = "https://archive.example"   # optional: digest links into the pages
     # base_url, drop_fields, allow_insecure_http: optional, per school
 
-Secrets never go in the file: only the name of the variable (or file) that holds each one.
+    [serve]                                     # optional: password sign-in for `serve`
+    user = "admin"                              # optional; `admin` by default
+    password_hash_file = "/etc/snapshotter/admin.hash"
+    [serve.users]                               # optional: more users, each with a hash file
+    auditor = "/etc/snapshotter/auditor.hash"
+
+Secrets never go in the file: only the name of the variable (or the file) that holds each one,
+or the file that holds a password hash.
 """
 
 from __future__ import annotations
@@ -67,6 +74,14 @@ class SchoolConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    """Who may sign in to `snapshotter serve`: (user name, password hash file) pairs."""
+
+    user: str | None = None
+    password_hash_files: tuple[tuple[str, Path], ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     archive: Path | None
@@ -76,6 +91,7 @@ class Config:
     mail: MailSettings | None = None
     alert_to: tuple[str, ...] = ()
     stale_after_days: int = 3
+    serve: ServeConfig = ServeConfig()
 
     def school_of_estab(self, estab: str) -> SchoolConfig | None:
         return next((school for school in self.schools if school.estab == estab), None)
@@ -161,6 +177,37 @@ def _mail(table: Any, where: str) -> MailSettings:
     )
 
 
+def _relative_to(path: Path, text: str) -> Path:
+    """A path of the file, relative to the file, not to wherever cron runs."""
+    named = Path(text).expanduser()
+    return named if named.is_absolute() else path.parent / named
+
+
+def _serve_config(document: Mapping[str, Any], path: Path) -> ServeConfig:
+    table = document.get("serve", {})
+    where = f"{path}, [serve]"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: expected a table")
+    if (_SECRET_KEYS | {"password_hash"}) & set(table):
+        raise ConfigError(
+            f"{where}: a password or its hash does not belong in the file; name a "
+            "`password_hash_file` (make one with `snapshotter hash-password --file FILE`)"
+        )
+    user = _text(table, "user", where, required=False)
+    files: dict[str, Path] = {}
+    hash_file = _text(table, "password_hash_file", where, required=False)
+    if hash_file is not None:
+        files[user or "admin"] = _relative_to(path, hash_file)
+    users = table.get("users", {})
+    if not isinstance(users, Mapping):
+        raise ConfigError(f"{where}: `users` is a table of user name = password hash file")
+    for name, value in users.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where}: user {name!r}: give the path of its password hash file")
+        files.setdefault(name, _relative_to(path, value.strip()))
+    return ServeConfig(user=user, password_hash_files=tuple(files.items()))
+
+
 def parse_config(document: Mapping[str, Any], path: Path) -> Config:
     where = str(path)
     if _SECRET_KEYS & set(document):
@@ -221,6 +268,7 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
         mail=mail,
         alert_to=alert_to,
         stale_after_days=stale_after,
+        serve=_serve_config(document, path),
     )
 
 

@@ -2,19 +2,29 @@
 
 Start the simulator on a free loopback port, snapshot the school, advance it a term (or
 several: three include a year rollover), snapshot it again, diff the two, keep the report and
-print its summary. It writes only into its own demo archive, never into a real one.
+print its summary; the command then serves the archive (`snapshotter serve`'s site) and names
+the pages worth opening. It writes only into its own demo archive, never into a real one.
 """
 
 from __future__ import annotations
 
 import io
+import socket
+import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .archive.layout import ArchiveError, changes_db_path, read_snapshot_info, school_dir
+from .archive.layout import (
+    ArchiveError,
+    changes_db_path,
+    read_only_uri,
+    read_snapshot_info,
+    school_dir,
+)
 from .diff.session import run_and_render
 from .fetch import FetchOutcome, fetch_snapshot
 from .progress import ProgressDisplay
@@ -165,3 +175,41 @@ def run_demo(
         f'--term "{term_title(terms)}" --limit 0'
     )
     return DemoResult(old_path, new_path, changes_db, result.run_id)
+
+
+DEFAULT_DEMO_PORT = 8001
+
+
+def pages_worth_opening(result: DemoResult) -> list[tuple[str, str]]:
+    """(what, path) of the demo's pages to open first: its change report, and the history of
+    a pupil who moved class in it (from the `class_moves` view), when one did."""
+    estab = read_snapshot_info(result.new_snapshot).estab
+    pages = [("The change report of this run", f"/-/snapshotter/runs/{result.run_id}")]
+    with closing(sqlite3.connect(read_only_uri(result.changes_db), uri=True)) as conn:
+        moved = conn.execute(
+            "SELECT user_sourcedId, person FROM class_moves WHERE run_id = ? AND role = 'student' "
+            "ORDER BY person, user_sourcedId LIMIT 1",
+            (result.run_id,),
+        ).fetchone()
+    if moved is not None:
+        user, person = moved
+        pages.append(
+            (
+                f"A pupil who moved class ({printable(person or user)})",
+                f"/-/snapshotter/history/{estab}/users/{user}",
+            )
+        )
+    return pages
+
+
+def port_to_serve_on(wanted: int, host: str = "127.0.0.1") -> int:
+    """`wanted` if nothing listens there, else a free port the system picks."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, wanted))
+            return wanted
+        except OSError:
+            pass
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]

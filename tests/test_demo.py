@@ -21,7 +21,7 @@ def test_the_demo_snapshots_advances_diffs_saves_and_prints_the_summary(
     cwd = tmp_path / "work"
     cwd.mkdir()
     monkeypatch.chdir(cwd)  # the demo's default archive is relative to where it runs
-    result = runner.invoke(cli, ["demo", "--pupils", "150"], catch_exceptions=False)
+    result = runner.invoke(cli, ["demo", "--no-serve", "--pupils", "150"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     archive = Path(cwd) / "demo-archive"
     lines = result.stdout.splitlines()
@@ -51,7 +51,7 @@ def test_three_terms_include_the_year_rollover_and_say_it_is_expected(tmp_path: 
     archive = tmp_path / "demo"
     result = CliRunner().invoke(
         cli,
-        ["demo", "--pupils", "150", "--terms", "3", "--archive", str(archive)],
+        ["demo", "--no-serve", "--pupils", "150", "--terms", "3", "--archive", str(archive)],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
@@ -64,7 +64,9 @@ def test_the_demo_refuses_a_directory_that_is_not_its_own(tmp_path: Path) -> Non
     real = tmp_path / "archive"
     real.mkdir()
     (real / "changes.db").write_bytes(b"")
-    result = CliRunner().invoke(cli, ["demo", "--pupils", "150", "--archive", str(real)])
+    result = CliRunner().invoke(
+        cli, ["demo", "--no-serve", "--pupils", "150", "--archive", str(real)]
+    )
     assert result.exit_code == 1
     assert "never writes into a real archive" in result.stderr
     assert os.listdir(real) == ["changes.db"]
@@ -74,7 +76,9 @@ def test_the_demo_runs_again_in_its_own_archive(tmp_path: Path) -> None:
     archive = tmp_path / "demo"
     for _ in range(2):
         result = CliRunner().invoke(
-            cli, ["demo", "--pupils", "150", "--archive", str(archive)], catch_exceptions=False
+            cli,
+            ["demo", "--no-serve", "--pupils", "150", "--archive", str(archive)],
+            catch_exceptions=False,
         )
         assert result.exit_code == 0, result.output
     assert (archive / DEMO_MARKER).is_file()

@@ -3,6 +3,8 @@ own record of what each term did to people: a normal term and a rollover of a 1,
 
 from __future__ import annotations
 
+import json
+import shutil
 import sqlite3
 from collections import Counter
 from contextlib import closing
@@ -154,3 +156,38 @@ def test_moves_into_classes_the_rollover_dissolved_are_no_class_moves(
     # The simulator moved pupils set in the summer, into classes the rollover then dissolved.
     assert len(late) >= 5
     assert truth[3].class_moves == frozenset()
+
+
+def test_a_saved_run_stores_its_headline_as_the_views_count_it(changes_db: Path) -> None:
+    with closing(sqlite3.connect(changes_db)) as conn:
+        for run_id in RUNS.values():
+            stored = conn.execute("SELECT headline FROM diff_runs WHERE id = ?", (run_id,))
+            assert json.loads(stored.fetchone()[0]) == headline(conn, run_id)
+
+
+def test_the_archive_page_reads_the_stored_headlines(changes_db: Path, tmp_path: Path) -> None:
+    from snapshotter.datasette.catalogue import schools
+
+    shutil.copy(changes_db, tmp_path / "changes.db")
+    with closing(sqlite3.connect(tmp_path / "changes.db")) as conn, conn:
+        stored = json.loads(
+            conn.execute("SELECT headline FROM diff_runs WHERE id = 1").fetchone()[0]
+        )
+        stored["joiners"]["total"] = 12345  # a count the views cannot give: read, not computed
+        conn.execute("UPDATE diff_runs SET headline = ? WHERE id = 1", (json.dumps(stored),))
+    (school,) = schools(tmp_path)
+    assert {run["id"]: run["headline"]["joiners"]["total"] for run in school.runs}[1] == 12345
+
+
+def test_a_changes_db_saved_before_headlines_were_stored_shows_the_right_counts(
+    changes_db: Path, tmp_path: Path
+) -> None:
+    from snapshotter.datasette.catalogue import schools
+
+    shutil.copy(changes_db, tmp_path / "changes.db")
+    with closing(sqlite3.connect(tmp_path / "changes.db")) as conn, conn:
+        expected = {run_id: headline(conn, run_id) for run_id in RUNS.values()}
+        conn.execute("ALTER TABLE diff_runs DROP COLUMN headline")
+        conn.execute("PRAGMA user_version = 1")  # an older shape
+    (school,) = schools(tmp_path)
+    assert {run["id"]: run["headline"] for run in school.runs} == expected

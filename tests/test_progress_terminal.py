@@ -77,7 +77,7 @@ def test_fetch_progress_fits_an_80_column_terminal_in_a_few_rows(sim_server, tmp
 
 def test_the_demo_shows_progress_for_each_snapshot_within_the_terminal(tmp_path: Path):
     archive = tmp_path / "demo-archive"
-    args = ["demo", "--pupils", "150", "--archive", str(archive)]
+    args = ["demo", "--no-serve", "--pupils", "150", "--archive", str(archive)]
     terminal, stdout, status = _run_on_a_terminal(args)
     assert status == 0, terminal
     assert "Term 0 " in terminal and "Term 1 " in terminal

@@ -56,10 +56,10 @@ def _readme_diff_examples() -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def demo_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The README's demo runs: `snapshotter demo && snapshotter demo --terms 3`."""
+    """The README's demo runs: `snapshotter demo --no-serve`, then again with `--terms 3`."""
     archive = tmp_path_factory.mktemp("demo") / "demo-archive"
     for extra in ([], ["--terms", "3"]):
-        args = ["demo", "--pupils", "150", "--archive", str(archive), *extra]
+        args = ["demo", "--no-serve", "--pupils", "150", "--archive", str(archive), *extra]
         result = CliRunner().invoke(cli, args, catch_exceptions=False)
         assert result.exit_code == 0, result.output
     return archive

@@ -2,7 +2,7 @@
 
     snapshots        one row per snapshot ever compared: school, file, times, completeness, hash
     diff_runs        one row per (old snapshot, new snapshot, options): when, options, counts,
-                     volume flags, school years
+                     volume flags, school years, the people counts (`people.headline`, JSON)
     change_counts    counts and percentages per run, entity and kind of change
     changed_records  one row per changed record: entity, sourcedId, change, a readable label, the
                      changed field names, the user/class/course involved, details (JSON), and
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .layout import SnapshotInfo, make_private_dir, utc_iso
+from .people import headline
 
 if TYPE_CHECKING:  # the writer of a run only needs the shape of a change
     from ..diff.core import RecordChange
@@ -71,6 +72,7 @@ CREATE TABLE IF NOT EXISTS diff_runs (
   old_school_year TEXT,
   new_school_year TEXT,
   rollover INTEGER NOT NULL DEFAULT 0,
+  headline TEXT,
   UNIQUE (old_snapshot, new_snapshot, include_touched)
 );
 CREATE TABLE IF NOT EXISTS change_counts (
@@ -328,6 +330,7 @@ def _settle(conn: sqlite3.Connection) -> None:
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("changed_records", "old_status", "TEXT"),
     ("changed_records", "new_status", "TEXT"),
+    ("diff_runs", "headline", "TEXT"),
 )
 
 
@@ -579,4 +582,9 @@ def finish_run(
             int(rollover),
             run_id,
         ),
+    )
+    # The people counts, stored with the run: a page listing a year of runs reads one small row
+    # each instead of running the views per run. Runs saved before this column have NULL.
+    conn.execute(
+        "UPDATE diff_runs SET headline = ? WHERE id = ?", (_json(headline(conn, run_id)), run_id)
     )

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import copy
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from datasette.plugins import pm
 from datasette.utils import parse_metadata
 
 from . import plugin
+from .accounts import AUTH_PLUGIN, Account, auth_plugin_config
 
 
 class ServeError(Exception):
@@ -48,11 +49,24 @@ def register_plugin() -> None:
         pm.register(plugin, name="snapshotter")
 
 
-def make_datasette(archive: Path) -> Datasette:
-    """A Datasette over `archive` with the plugin, the metadata and the locked-down settings."""
+def _register_login_form() -> None:
+    """datasette-auth-passwords, which an install registers through its entry point, registered
+    here too: the login form must be there even where Datasette loads no entry points."""
+    import datasette_auth_passwords
+
+    if not pm.is_registered(datasette_auth_passwords):
+        pm.register(datasette_auth_passwords, name=AUTH_PLUGIN)
+
+
+def make_datasette(archive: Path, accounts: Sequence[Account] = ()) -> Datasette:
+    """A Datasette over `archive` with the plugin, the metadata and the locked-down settings;
+    with `accounts`, every page needs one of them signed in (datasette-auth-passwords' form)."""
     register_plugin()
     metadata = copy.deepcopy(load_metadata())
     metadata.setdefault("plugins", {})[plugin.PLUGIN] = {"archive": str(archive.resolve())}
+    if accounts:
+        _register_login_form()
+        metadata["plugins"][AUTH_PLUGIN] = auth_plugin_config(accounts)
     datasette = Datasette(metadata=metadata, settings=dict(LOCKED_DOWN_SETTINGS))
     # changes.db now if there is one; else the plugin attaches it once a diff has saved it.
     plugin.attach(datasette, plugin.CHANGES)
@@ -66,11 +80,12 @@ def serve(
     *,
     open_browser: bool = False,
     announce: Callable[[str], None] = print,
+    accounts: Sequence[Account] = (),
 ) -> None:
     """Serve the archive until interrupted; `announce` gets the URL once the port listens."""
     import uvicorn
 
-    datasette = make_datasette(archive)
+    datasette = make_datasette(archive, accounts)
 
     async def run() -> None:
         await datasette.invoke_startup()

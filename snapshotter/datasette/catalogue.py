@@ -9,6 +9,7 @@ writes, and a snapshot fetched or a diff saved while the server runs is read at 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -61,7 +62,13 @@ _HEADLINES: dict[tuple[str, int, str], dict[str, Any]] = {}
 _HEADLINES_KEPT = 5000
 
 
-def cached_headline(conn: sqlite3.Connection, path: Path, run_id: int, run_at: str) -> Any:
+def cached_headline(
+    conn: sqlite3.Connection, path: Path, run_id: int, run_at: str, stored: str | None = None
+) -> Any:
+    """The run's people counts: as stored with it (`diff_runs.headline`), else (a run saved
+    before that column) computed from the views once and kept."""
+    if stored:
+        return json.loads(stored)
     key = (str(path), run_id, run_at)
     if key not in _HEADLINES:
         if len(_HEADLINES) >= _HEADLINES_KEPT:
@@ -73,13 +80,14 @@ def cached_headline(conn: sqlite3.Connection, path: Path, run_id: int, run_at: s
 def _runs(conn: sqlite3.Connection, path: Path) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT id, estab, school_name, old_taken_at, new_taken_at, run_at, records_changed, "
-        "mass_change_pct, mass_changes, rollover FROM diff_runs ORDER BY new_taken_at, id"
+        "mass_change_pct, mass_changes, rollover, headline FROM diff_runs "
+        "ORDER BY new_taken_at, id"
     ).fetchall()
     runs = []
     for row in rows:
         run = dict(row)
         run["warning"] = row["mass_changes"] not in (None, "", "[]")
-        run["headline"] = cached_headline(conn, path, row["id"], row["run_at"])
+        run["headline"] = cached_headline(conn, path, row["id"], row["run_at"], row["headline"])
         runs.append(run)
     return runs
 
@@ -121,7 +129,8 @@ def run_page(archive: Path, run_id: int) -> dict[str, Any] | None:
             report = load_report(conn, run_id)
         except LookupError:
             return None
-        people = cached_headline(conn, archive / CHANGES_DB, run_id, report.run_at)
+        stored = conn.execute("SELECT headline FROM diff_runs WHERE id = ?", (run_id,)).fetchone()
+        people = cached_headline(conn, archive / CHANGES_DB, run_id, report.run_at, stored[0])
         return {
             "run_id": run_id,
             "old": report.old,

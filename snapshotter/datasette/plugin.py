@@ -38,6 +38,7 @@ from ..archive.layout import (
 )
 from ..report.wording import KIND_WORDS, noun, utc_text
 from . import catalogue
+from .auth import refused as refuse_anonymous
 
 __all__ = [
     "asgi_wrapper",
@@ -121,6 +122,9 @@ def get_metadata(datasette: Any, key: str, database: str | None, table: str | No
 def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
     def wrap(app: Any) -> Callable[..., Awaitable[None]]:
         async def attaching_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            # With a password configured, nothing (not even a database attached) before sign-in.
+            if await refuse_anonymous(datasette, scope, receive, send):
+                return
             if scope.get("type") == "http":
                 match = _FIRST_SEGMENT.match(scope.get("path", ""))
                 if match and match[1] != "-":
