@@ -104,6 +104,9 @@ def test_a_snapshot_table_page_shows_what_the_table_and_its_columns_hold(
 
 def test_a_changes_db_table_page_shows_its_column_descriptions(site: Any) -> None:
     html = get(site, "/changes/leavers").text
+    # The licence a page shows is the data's: children's personal data is licensed to no one.
+    assert "Personal data of pupils, staff and contacts: not for publication or reuse" in html
+    assert "Apache" not in html.split("Data source")[0]
     assert "<dt>evidence</dt><dd>soft (marked tobedeleted), hard (removed)" in html
 
 
