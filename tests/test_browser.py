@@ -174,6 +174,22 @@ def run_shows_what_changed_with_the_clis_counts(page: Any, site: Site) -> None:
     assert page.locator("table.counts tbody tr").count() > 0
 
 
+def click_the_latest_snapshot_then_its_users(page: Any, site: Site) -> None:
+    latest = site.archive.snapshots[-1].stem
+    page.locator(f'table.snapshots a[href="/{latest}"]').click()
+    page.wait_for_url(f"**/{latest}")
+    assert page.locator("h1").inner_text().startswith("Quarrendon Academy: snapshot of")
+    page.get_by_role("link", name="users", exact=True).click()
+    page.wait_for_url(f"**/{latest}/users")
+
+
+def users_table_says_what_it_and_its_columns_hold(page: Any, site: Site) -> None:
+    assert page.get_by_text("Pupils, staff and contacts: one row per person").count() == 1
+    descriptions = page.locator("dl.column-descriptions")
+    assert "Surname." in descriptions.inner_text()
+    assert page.locator("table.rows-and-columns tbody tr").count() > 0
+
+
 @dataclass(frozen=True)
 class Visit:
     """One page of the site: its screenshot's name, how a person reaches it from the home page,
@@ -184,6 +200,8 @@ class Visit:
     expect: Callable[[Any, Site], None]
     # CSS selectors left out of the screenshot only (the test still sees them).
     unshown: tuple[str, ...] = ()
+    # False: only the window's worth (a table page of a hundred rows is long).
+    full_page: bool = True
 
 
 # Add a page here (history, search, compare): one entry, and its screenshot in the README.
@@ -196,6 +214,12 @@ VISITS = (
         unshown=(f"#school-{HOSTILE_ESTAB}",),
     ),
     Visit("run", click_the_latest_run, run_shows_what_changed_with_the_clis_counts),
+    Visit(
+        "snapshot-users",
+        click_the_latest_snapshot_then_its_users,
+        users_table_says_what_it_and_its_columns_hold,
+        full_page=False,
+    ),
 )
 
 
@@ -234,7 +258,7 @@ def test_a_person_reaches_the_page_and_sees_it_whole(
         shot = screenshots / f"{visit.name}.png"
         page.screenshot(
             path=shot,
-            full_page=True,
+            full_page=visit.full_page,
             animations="disabled",
             caret="hide",
             style="".join(f"{selector} {{ display: none }}" for selector in visit.unshown),

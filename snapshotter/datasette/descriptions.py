@@ -38,7 +38,7 @@ STORAGE_COLUMNS: dict[str, str] = {
 # The OneRoster fields, by name; `(collection, field)` where a name means something else there.
 FIELD_DESCRIPTIONS: dict[str | tuple[str, str], str] = {
     "sourcedId": "The record's identifier at the provider, stable across snapshots.",
-    "status": "`active`, or `tobedeleted` once the provider has retired it (`inactive` read so).",
+    "status": "active, or tobedeleted once the provider has retired it (inactive is read so).",
     "dateLastModified": "When the provider last changed the record (UTC).",
     "name": "The organisation's name.",
     ("orgs", "type"): "The kind of organisation: school, district, local, state, national.",
@@ -52,7 +52,7 @@ FIELD_DESCRIPTIONS: dict[str | tuple[str, str], str] = {
     "schoolYear": "The school year it belongs to, as the year it ends in (2027 for 2026/27).",
     "courseCode": "The course's code in the school's timetable.",
     "classCode": "The class's code in the school's timetable.",
-    "classType": "`homeroom` for a registration group, `scheduled` for a taught class.",
+    "classType": "homeroom for a registration group, scheduled for a taught class.",
     "location": "Where the class meets.",
     "grades": "Year groups (JSON list), in the provider's codes.",
     "subjects": "Subjects (JSON list).",
@@ -118,7 +118,8 @@ SNAPSHOT_FILE_TABLES: dict[str, dict[str, Any]] = {
     },
 }
 
-GENERIC_FIELD = "The OneRoster field `{field}`, as the provider sent it."
+# Datasette shows descriptions as plain text: no Markdown in them.
+GENERIC_FIELD = "The OneRoster field {field}, as the provider sent it."
 
 
 def field_description(entity: Entity, name: str) -> str:
@@ -128,10 +129,13 @@ def field_description(entity: Entity, name: str) -> str:
 
 
 def reference_description(entity: Entity, ref: Reference) -> str:
-    target = "records" if ref.target is None else f"`{ref.target}`"
+    if ref.target is None:
+        return f"The {ref.name}: JSON list of sourcedIds, of records this snapshot may not hold."
+    if ref.bare_ids:  # Xporter's own list of plain ids, beside the GUIDRefs
+        return f"JSON list of sourcedIds in {ref.target}, as Xporter lists them (plain ids)."
     if ref.many:
-        return f"The `{ref.name}` it points to: JSON list of sourcedIds in {target}."
-    return f"The `{ref.name}` it points to: a sourcedId in {target}."
+        return f"The {ref.name}: JSON list of sourcedIds in {ref.target}."
+    return f"The {ref.name}: a sourcedId in {ref.target}."
 
 
 def entity_columns(entity: Entity) -> dict[str, str]:
