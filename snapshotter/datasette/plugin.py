@@ -37,7 +37,7 @@ from ..archive.layout import (
     safe_estab,
 )
 from ..report.wording import KIND_WORDS, noun, utc_text
-from . import catalogue
+from . import catalogue, descriptions
 from .auth import refused as refuse_anonymous
 
 __all__ = [
@@ -113,9 +113,21 @@ def _snapshot_metadata(info: SnapshotInfo) -> dict[str, str]:
 
 @hookimpl
 def get_metadata(datasette: Any, key: str, database: str | None, table: str | None) -> dict:
-    """Titles for the snapshot files attached: their names are timestamps, so metadata.yml
-    cannot list them."""
-    return {"databases": dict(_SNAPSHOT_TITLES.get(datasette, {}))}
+    """Titles, and descriptions of each table and column, for the snapshot files open: their
+    names are timestamps, so metadata.yml cannot list them. Built anew on each call, as
+    Datasette writes into the metadata it is given."""
+    titles = _SNAPSHOT_TITLES.get(datasette, {})
+    # Only a lookup that can reach a table (Datasette's table pages look up "databases", or
+    # everything) needs the tables: the others (the site's title, a licence) skip that work.
+    with_tables = key in (None, "databases", "tables", "columns")
+    snapshots = {}
+    for name in list(datasette.databases):
+        if name == CHANGES or estab_of_name(name) is None:
+            continue
+        snapshots[name] = dict(titles.get(name, {}))
+        if with_tables:
+            snapshots[name]["tables"] = descriptions.snapshot_tables()
+    return {"databases": snapshots}
 
 
 @hookimpl

@@ -1,0 +1,278 @@
+"""What a person sees in a real browser: `snapshotter serve` started for real over the test
+archive, Debian's Chromium driven by Playwright from the home page through the site's own links,
+and a screenshot of each page for the README.
+
+Each page is one entry of `VISITS`: how a person reaches it from the home page (clicks, never a
+typed address) and what they must see there. Every visit also checks what no page may do: show
+an error or a traceback, log a console error, open a dialog, or ask any host but the site.
+
+Screenshots go to a temporary folder, so a test run leaves the checkout as it was. To refresh the
+committed ones the README shows:
+
+    SNAPSHOTTER_SCREENSHOTS=docs/images pytest tests/test_browser.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from helpers_serve import HOSTILE_ESTAB, HOSTILE_NAME, Archive, build_archive
+
+from snapshotter.archive.people import headline
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS_IMAGES = ROOT / "docs" / "images"
+SCREENSHOTS_ENV = "SNAPSHOTTER_SCREENSHOTS"
+# Short, so a short page is not padded out to the window: a full-page shot takes it all anyway.
+VIEWPORT = {"width": 1280, "height": 640}
+SCREENSHOT_MAX_BYTES = 300_000
+CHROMIUM = shutil.which("chromium")
+NO_BROWSER = (
+    "no `chromium` on PATH: the browser test drives Debian's Chromium "
+    "(`apt-get install chromium`, as .ci/run does)"
+)
+
+
+@dataclass(frozen=True)
+class Site:
+    """`snapshotter serve` running over the test archive."""
+
+    url: str  # http://127.0.0.1:PORT/
+    archive: Archive
+
+    def headline(self, run_id: int) -> dict[str, Any]:
+        """The people counts of a run as the CLI reports them."""
+        with closing(sqlite3.connect(self.archive.path / "changes.db")) as conn:
+            return headline(conn, run_id)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    if CHROMIUM is None:
+        pytest.skip(NO_BROWSER)
+    archive = build_archive(tmp_path_factory.mktemp("archive"))
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from snapshotter.cli import cli; cli()"]
+        + ["serve", "--archive", str(archive.path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # printed once the port listens
+        url = f"http://127.0.0.1:{port}/"
+        if url not in line:
+            server.kill()
+            _, errors = server.communicate()
+            pytest.fail(f"snapshotter serve did not start: {line}{errors}")
+        yield Site(url, archive)
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(site: Site) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: $SNAPSHOTTER_SCREENSHOTS (docs/images to refresh the README's),
+    else a temporary folder."""
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    if not chosen:
+        return tmp_path_factory.mktemp("screenshots")
+    folder = Path(chosen).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# --- The pages, each reached from the home page as a person would ---------------------------
+
+
+def _numbers(page: Any, row: Any, names: tuple[str, ...]) -> dict[str, int]:
+    return {name: int(row.locator(f"td.{name}").inner_text().replace(",", "")) for name in names}
+
+
+HEADLINE_TOTALS = ("joiners", "leavers", "purged")
+HEADLINE_COUNTS = ("year_group_changes", "class_moves", "identity_changes")
+
+
+def _expected(people: dict[str, Any]) -> dict[str, int]:
+    expected = {name: people[name]["total"] for name in HEADLINE_TOTALS}
+    expected.update({name: people[name] for name in HEADLINE_COUNTS})
+    return expected
+
+
+def stay_home(page: Any, site: Site) -> None:
+    """The home page is where every visit starts."""
+
+
+def home_shows_the_school_its_snapshots_and_each_runs_counts(page: Any, site: Site) -> None:
+    school = page.locator("section.school", has_text="Quarrendon Academy")
+    assert school.locator("h2").inner_text().startswith("Quarrendon Academy")
+    assert school.locator("table.snapshots tbody tr").count() == len(site.archive.snapshots)
+    for run_id in site.archive.run_ids:
+        row = school.locator(f'tr.run[data-run-id="{run_id}"]')
+        shown = _numbers(page, row, HEADLINE_TOTALS + HEADLINE_COUNTS)
+        assert shown == _expected(site.headline(run_id)), f"run {run_id}"
+    # A provider-given name that is markup reads as text (and no script ran: see `visit`).
+    assert page.get_by_text(HOSTILE_NAME).count() == 1
+
+
+def click_the_latest_run(page: Any, site: Site) -> None:
+    run_id = site.archive.run_ids[-1]
+    page.locator(f'tr.run[data-run-id="{run_id}"] a').first.click()
+    page.wait_for_url(f"**/-/snapshotter/runs/{run_id}")
+
+
+def run_shows_what_changed_with_the_clis_counts(page: Any, site: Site) -> None:
+    run_id = site.archive.run_ids[-1]
+    assert page.locator("h1").inner_text().startswith("Quarrendon Academy")
+    assert "what changed" in page.locator("h1").inner_text()
+    people = page.locator("table.people tbody tr")
+    assert _numbers(page, people, HEADLINE_TOTALS + HEADLINE_COUNTS) == _expected(
+        site.headline(run_id)
+    )
+    assert page.locator(".volume-warning").count() >= 1  # the rollover's
+    assert page.locator("table.counts tbody tr").count() > 0
+
+
+def click_the_latest_snapshot_then_its_users(page: Any, site: Site) -> None:
+    latest = site.archive.snapshots[-1].stem
+    page.locator(f'table.snapshots a[href="/{latest}"]').click()
+    page.wait_for_url(f"**/{latest}")
+    assert page.locator("h1").inner_text().startswith("Quarrendon Academy: snapshot of")
+    page.get_by_role("link", name="users", exact=True).click()
+    page.wait_for_url(f"**/{latest}/users")
+
+
+def users_table_says_what_it_and_its_columns_hold(page: Any, site: Site) -> None:
+    assert page.get_by_text("Pupils, staff and contacts: one row per person").count() == 1
+    descriptions = page.locator("dl.column-descriptions")
+    assert "Surname." in descriptions.inner_text()
+    assert page.locator("table.rows-and-columns tbody tr").count() > 0
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One page of the site: its screenshot's name, how a person reaches it from the home page,
+    and what they must see there."""
+
+    name: str
+    reach: Callable[[Any, Site], None]
+    expect: Callable[[Any, Site], None]
+    # CSS selectors left out of the screenshot only (the test still sees them).
+    unshown: tuple[str, ...] = ()
+    # False: only the window's worth (a table page of a hundred rows is long).
+    full_page: bool = True
+
+
+# Add a page here (history, search, compare): one entry, and its screenshot in the README.
+VISITS = (
+    Visit(
+        "home",
+        stay_home,
+        home_shows_the_school_its_snapshots_and_each_runs_counts,
+        # The school named in markup is there to be tested, not shown to the README's readers.
+        unshown=(f"#school-{HOSTILE_ESTAB}",),
+    ),
+    Visit("run", click_the_latest_run, run_shows_what_changed_with_the_clis_counts),
+    Visit(
+        "snapshot-users",
+        click_the_latest_snapshot_then_its_users,
+        users_table_says_what_it_and_its_columns_hold,
+        full_page=False,
+    ),
+)
+
+
+@pytest.mark.parametrize("visit", VISITS, ids=lambda visit: visit.name)
+def test_a_person_reaches_the_page_and_sees_it_whole(
+    visit: Visit, site: Site, browser: Any, screenshots: Path
+) -> None:
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        requests: list[str] = []
+        console_errors: list[str] = []
+        dialogs: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.on(
+            "console",
+            lambda message: console_errors.append(message.text) if message.type == "error" else 0,
+        )
+        page.on("pageerror", lambda error: console_errors.append(str(error)))
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+        assert page.goto(site.url).ok
+        visit.reach(page, site)
+        page.wait_for_load_state("networkidle")
+
+        text = page.locator("body").inner_text()
+        assert "Traceback" not in text and "Error" not in text, text[:2000]
+        visit.expect(page, site)
+        assert console_errors == []
+        assert dialogs == []
+        site_host = urlsplit(site.url).netloc
+        elsewhere = [url for url in requests if urlsplit(url).netloc != site_host]
+        assert elsewhere == [], "asked another host"
+        assert len(requests) > 1  # the page and the site's own stylesheet at least
+
+        shot = screenshots / f"{visit.name}.png"
+        page.screenshot(
+            path=shot,
+            full_page=visit.full_page,
+            animations="disabled",
+            caret="hide",
+            style="".join(f"{selector} {{ display: none }}" for selector in visit.unshown),
+        )
+        assert shot.stat().st_size < SCREENSHOT_MAX_BYTES, f"{shot.name} is too big for the README"
+    finally:
+        context.close()
+
+
+def test_each_page_visited_has_its_screenshot_in_the_readme() -> None:
+    """The committed screenshots are the visits' (refresh them as the module's docstring says)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for visit in VISITS:
+        image = DOCS_IMAGES / f"{visit.name}.png"
+        assert image.is_file(), f"{image.relative_to(ROOT)} is missing"
+        assert image.stat().st_size < SCREENSHOT_MAX_BYTES
+        assert f"docs/images/{visit.name}.png" in readme, f"the README does not show {image.name}"
