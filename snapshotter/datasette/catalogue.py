@@ -123,8 +123,20 @@ def run_page(archive: Path, run_id: int) -> dict[str, Any] | None:
             report = load_report(conn, run_id)
         except LookupError:
             return None
-        people = cached_headline(conn, archive / CHANGES_DB, run_id, report.run_at)
-        return report_context(report, people)
+        key = (str(archive / CHANGES_DB), run_id, report.run_at)
+        if key not in _RUN_PAGES:
+            if len(_RUN_PAGES) >= _RUN_PAGES_KEPT:
+                _RUN_PAGES.clear()
+            people = cached_headline(conn, archive / CHANGES_DB, run_id, report.run_at)
+            _RUN_PAGES[key] = report_context(report, people)
+        return dict(_RUN_PAGES[key])
+
+
+# Report pages as read, by the key of `_HEADLINES`: the changes' sections read views that cost
+# seconds on a large rollover, and a saved run never changes. Each is small (a few entries a
+# section).
+_RUN_PAGES: dict[tuple[str, int, str], dict[str, Any]] = {}
+_RUN_PAGES_KEPT = 200
 
 
 def report_context(report: Report, people: dict[str, Any]) -> dict[str, Any]:
@@ -147,5 +159,5 @@ def report_context(report: Report, people: dict[str, Any]) -> dict[str, Any]:
             report.rollover,
             report.new["school_year"],
         ),
-        "sections": report_sections(report),
+        "sections": report_sections(report, people),
     }

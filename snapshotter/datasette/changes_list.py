@@ -41,14 +41,16 @@ from .cells import history_path
 SHOWN_PER_SECTION = 20
 CHANGES_TABLE = "changed_records"
 
-# The people sections, each with the view of changes.db that lists all of its people.
-PEOPLE_SECTIONS: tuple[tuple[Callable[[Report], Section], str], ...] = (
-    (joined_section, "joiners"),
-    (left_section, "leavers"),
-    (purged_section, "purged"),
-    (year_group_section, "year_group_changes"),
-    (class_move_section, "class_moves"),
-    (identity_section, "identity_changes"),
+# The people sections, each with the view of changes.db that lists all of its people and the
+# headline's count of them (`archive.people.headline`): a section counted empty is not read, as
+# some views take seconds on a large rollover (class moves most).
+PEOPLE_SECTIONS: tuple[tuple[Callable[[Report], Section], str, Callable[[Any], int]], ...] = (
+    (joined_section, "joiners", lambda people: people["joiners"]["total"]),
+    (left_section, "leavers", lambda people: people["leavers"]["total"]),
+    (purged_section, "purged", lambda people: people["purged"]["total"]),
+    (year_group_section, "year_group_changes", lambda people: people["year_group_changes"]),
+    (class_move_section, "class_moves", lambda people: people["class_moves"]),
+    (identity_section, "identity_changes", lambda people: people["identity_changes"]),
 )
 _PEOPLE_FIELD_LIST = ", ".join(f"'{name}'" for name in sorted(PEOPLE_FIELDS))
 # A user's change beyond what the people sections tell (names, identifiers, year group).
@@ -91,14 +93,19 @@ class ShownSection:
     query: str  # ... and the query string that picks this section's rows there
 
 
-def report_sections(report: Report, limit: int = SHOWN_PER_SECTION) -> list[ShownSection]:
-    """The sections of a report page with anything in them, at most `limit` entries each."""
-    return [*_people_sections(report, limit), *_record_sections(report, limit)]
+def report_sections(
+    report: Report, people: dict[str, Any], limit: int = SHOWN_PER_SECTION
+) -> list[ShownSection]:
+    """The sections of a report page with anything in them, at most `limit` entries each;
+    `people` is the run's headline."""
+    return [*_people_sections(report, people, limit), *_record_sections(report, limit)]
 
 
-def _people_sections(report: Report, limit: int) -> list[ShownSection]:
+def _people_sections(report: Report, people: dict[str, Any], limit: int) -> list[ShownSection]:
     shown = []
-    for make, view in PEOPLE_SECTIONS:
+    for make, view, counted in PEOPLE_SECTIONS:
+        if not counted(people):
+            continue
         section = make(report)
         if not section.entries:
             continue

@@ -35,6 +35,8 @@ from ..archive.people import headline
 from ..diff.run import diff_into
 from ..report.saved import load_report
 from ..report.wording import KIND_WORDS, noun, utc_text
+
+# `_is_path`: the very test `resolve_one` applies before it opens a file a selector names.
 from ..select import LATEST, PREVIOUS, SelectionError, _is_path, check_pair, resolve_one
 from . import catalogue
 
@@ -76,7 +78,8 @@ def choices(archive: Path, estab: str) -> CompareChoices | None:
         return None
     complete = [info for info in listing.snapshots if info.complete]
     school_name = next((s.school_name for s in reversed(listing.snapshots) if s.school_name), None)
-    return CompareChoices(estab, school_name, complete, _sessions(complete))
+    # The estab as the files spell it, not as the address did.
+    return CompareChoices(listing.snapshots[-1].estab, school_name, complete, _sessions(complete))
 
 
 def _sessions(snapshots: list[SnapshotInfo]) -> list[Session]:
@@ -96,7 +99,7 @@ def _sessions(snapshots: list[SnapshotInfo]) -> list[Session]:
         except (sqlite3.Error, ArchiveError):
             continue  # the form still offers the snapshots by date
         for title, session_type, start, end in rows:
-            if any(start <= day and (end is None or day <= end) for day in taken):
+            if any(start <= day and (end is None or day < end) for day in taken):
                 found.setdefault(
                     str(title).strip().lower(), Session(str(title), session_type, start)
                 )
