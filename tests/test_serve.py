@@ -96,7 +96,8 @@ def test_a_change_report_shows_the_headline_both_snapshots_and_links_each_count(
     old, new = (read_snapshot_info(p) for p in archive.snapshots[-2:])
     for info in (old, new):
         assert info.path.stem in html and info.content_hash in html
-    assert "Volume warning:" in html and "new school year" in html
+    assert "Volume: expected at a new school year" in html
+    assert "of enrollments (1664 of 1682) removed" in html
     links = re.findall(r'<a href="(/changes/changed_records\?[^"]+)"[^>]*>([\d,]+)</a>', html)
     assert links, "no count links to the changed records"
     for url, count in links:

@@ -25,9 +25,10 @@ from ..archive.layout import (
     read_only_uri,
 )
 from ..archive.people import headline
-from ..report.saved import load_report
+from ..report.saved import Report, load_report
 from ..report.sections import Line, headline_lines
 from ..report.wording import volume_lines
+from .changes_list import report_sections
 
 
 @dataclass
@@ -120,7 +121,8 @@ def _plain(line: Line) -> str:
 def run_page(archive: Path, run_id: int) -> dict[str, Any] | None:
     """What a change report's page shows, read in full while `changes.db` is open: both
     snapshots, the people counts and sentences, the volume warning, the counts per entity and
-    change kind. None for a run that does not exist."""
+    change kind, then the changes themselves, a few per section. None for a run that does not
+    exist."""
     conn = open_changes(archive)
     if conn is None:
         return None
@@ -129,23 +131,44 @@ def run_page(archive: Path, run_id: int) -> dict[str, Any] | None:
             report = load_report(conn, run_id)
         except LookupError:
             return None
-        stored = conn.execute("SELECT headline FROM diff_runs WHERE id = ?", (run_id,)).fetchone()
-        people = cached_headline(conn, archive / CHANGES_DB, run_id, report.run_at, stored[0])
-        return {
-            "run_id": run_id,
-            "old": report.old,
-            "new": report.new,
-            "run_at": report.run_at,
-            "rollover": report.rollover,
-            "include_touched": report.include_touched,
-            "total": report.total,
-            "summary": report.summary,
-            "headline": people,
-            "headline_lines": [_plain(line) for line in headline_lines(report, people)],
-            "volume_lines": volume_lines(
-                report.mass_changes,
-                report.mass_change_pct,
-                report.rollover,
-                report.new["school_year"],
-            ),
-        }
+        key = (str(archive / CHANGES_DB), run_id, report.run_at)
+        if key not in _RUN_PAGES:
+            if len(_RUN_PAGES) >= _RUN_PAGES_KEPT:
+                _RUN_PAGES.clear()
+            stored = conn.execute(
+                "SELECT headline FROM diff_runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            people = cached_headline(conn, archive / CHANGES_DB, run_id, report.run_at, stored[0])
+            _RUN_PAGES[key] = report_context(report, people)
+        return dict(_RUN_PAGES[key])
+
+
+# Report pages as read, by the key of `_HEADLINES`: the changes' sections read views that cost
+# seconds on a large rollover, and a saved run never changes. Each is small (a few entries a
+# section).
+_RUN_PAGES: dict[tuple[str, int, str], dict[str, Any]] = {}
+_RUN_PAGES_KEPT = 200
+
+
+def report_context(report: Report, people: dict[str, Any]) -> dict[str, Any]:
+    """What the report template shows of a run, saved (`run_page`) or diffed on demand (the
+    compare page): one function, so the two pages cannot drift."""
+    return {
+        "run_id": report.run_id,
+        "old": report.old,
+        "new": report.new,
+        "run_at": report.run_at,
+        "rollover": report.rollover,
+        "include_touched": report.include_touched,
+        "total": report.total,
+        "summary": report.summary,
+        "headline": people,
+        "headline_lines": [_plain(line) for line in headline_lines(report, people)],
+        "volume_lines": volume_lines(
+            report.mass_changes,
+            report.mass_change_pct,
+            report.rollover,
+            report.new["school_year"],
+        ),
+        "sections": report_sections(report, people),
+    }

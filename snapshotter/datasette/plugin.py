@@ -37,7 +37,7 @@ from ..archive.layout import (
     safe_estab,
 )
 from ..report.wording import KIND_WORDS, noun, utc_text
-from . import catalogue, descriptions
+from . import catalogue, cells, chart, compare_pages, descriptions
 from .auth import refused as refuse_anonymous
 
 __all__ = [
@@ -180,6 +180,7 @@ async def home(datasette: Any, request: Any) -> Response:
                 "archive": str(archive),
                 "site_title": datasette.metadata("title") or "Snapshotter archive",
                 "utc_text": utc_text,
+                "chart": chart.school_chart,
             },
             request=request,
         )
@@ -234,8 +235,14 @@ RUN_ID_COLUMNS = {
 
 
 @hookimpl
-def render_cell(value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
+def render_cell(
+    row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any
+) -> Any:
     """A run id in Datasette's own table and row pages links to that run's change report."""
+    # Ids, lists and timestamps as people read them (`cells`).
+    readable = cells.readable_cell(row, value, column, table, database, datasette)
+    if readable is not None:
+        return readable
     if database != CHANGES or (table, column) not in RUN_ID_COLUMNS or not isinstance(value, int):
         return None
     url = datasette.urls.path(f"/-/snapshotter/runs/{value}")
@@ -260,4 +267,5 @@ def register_routes(datasette: Any) -> list[tuple[str, Callable[..., Any]]]:
         (r"^/$", home),
         (r"^/robots\.txt$", robots_txt),
         (r"^/-/snapshotter/runs/(?P<run_id>[0-9]{1,15})$", run_report),
+        (r"^/-/snapshotter/compare/(?P<estab>[^/]+)$", compare_pages.compare_page),
     ]
