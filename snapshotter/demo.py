@@ -174,7 +174,22 @@ def run_demo(
         f'  snapshotter diff --archive {archive} --term "{term_title(0)}" '
         f'--term "{term_title(terms)}" --limit 0'
     )
+    eml = write_demo_digest(archive, changes_db, result.run_id)
+    out(f"Its email digest (text and HTML, sourcedIds and no names): {eml}")
     return DemoResult(old_path, new_path, changes_db, result.run_id)
+
+
+def write_demo_digest(archive: Path, changes_db: Path, run_id: int) -> Path:
+    """The run's digest as `snapshotter digest --eml` writes it, in the demo archive."""
+    from .atomic import write_atomically
+    from .digest.content import read_digest
+    from .digest.message import build_message
+
+    digest = read_digest(changes_db, run_id=run_id)
+    message = build_message(digest, "snapshotter demo <demo@snapshotter.invalid>", [])
+    eml = archive / f"digest-run-{run_id}.eml"
+    write_atomically(eml, lambda handle: handle.write(message.as_string()))
+    return eml
 
 
 DEFAULT_DEMO_PORT = 8001

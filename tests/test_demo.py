@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import sqlite3
 from pathlib import Path
@@ -40,6 +42,16 @@ def test_the_demo_snapshots_advances_diffs_saves_and_prints_the_summary(
     with sqlite3.connect(archive / "changes.db") as conn:
         assert conn.execute("SELECT count(*) FROM diff_runs").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM changed_records").fetchone()[0] > 0
+    # Its digest is in the archive, as the demo says, and names nobody (the default detail).
+    (eml,) = archive.glob("digest-run-*.eml")
+    assert (
+        f"Its email digest (text and HTML, sourcedIds and no names): demo-archive/{eml.name}"
+        in lines
+    )
+    digest = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert digest["Subject"].startswith("Fallowmere Academy: ")
+    assert "(Autumn 2026 → Spring 2027)" in digest["Subject"]
+    assert digest.get_body(preferencelist=("html",)) is not None
     # The full report is one command away, as the demo says.
     full = runner.invoke(cli, ["diff", "--archive", "demo-archive", "--no-save", "--limit", "0"])
     assert full.exit_code == 0
