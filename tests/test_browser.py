@@ -279,3 +279,45 @@ def test_each_page_visited_has_its_screenshot_in_the_readme() -> None:
         assert image.is_file(), f"{image.relative_to(ROOT)} is missing"
         assert image.stat().st_size < SCREENSHOT_MAX_BYTES
         assert f"docs/images/{visit.name}.png" in readme, f"the README does not show {image.name}"
+
+
+def test_the_digests_html_part_reads_well_in_a_browser_and_asks_no_host(
+    site: Site, browser: Any, screenshots: Path
+) -> None:
+    """The HTML part of the digest as a mail client shows it: the subject and the people counts
+    on the first screen, no script error, and not one request (a mail client blocks remote
+    content; a remote asset would tell its host who opened the message)."""
+    from snapshotter.digest.content import read_digest
+    from snapshotter.digest.message import render_html
+
+    run_id = site.archive.run_ids[-1]
+    digest = read_digest(
+        site.archive.path / "changes.db",
+        run_id=run_id,
+        max_per_section=5,
+        datasette_url="https://archive.school.example",
+    )
+    context = browser.new_context(viewport={"width": 900, "height": 640})
+    try:
+        page = context.new_page()
+        requests: list[str] = []
+        console_errors: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("pageerror", lambda error: console_errors.append(str(error)))
+        page.on(
+            "console",
+            lambda message: console_errors.append(message.text) if message.type == "error" else 0,
+        )
+        page.set_content(render_html(digest))
+        text = page.locator("body").inner_text()
+        people = site.headline(run_id)
+        assert page.locator("h1").inner_text() == digest.subject
+        assert f"{people['joiners']['total']}\njoiners" in text
+        assert f"{people['year_group_changes']}\nyear-group changes" in text
+        assert "Expected at a new school year:" in text.split("People")[0], "the rollover's warning comes first"
+        assert requests == [] and console_errors == []
+        shot = screenshots / "digest.png"
+        page.screenshot(path=shot, full_page=True, animations="disabled")
+        assert shot.stat().st_size < SCREENSHOT_MAX_BYTES
+    finally:
+        context.close()

@@ -150,9 +150,9 @@ def test_the_mass_change_warning_comes_first_and_a_rollover_is_called_expected(
     with smtp_server() as mailbox:
         assert send(archive, mailbox, "--run", str(archive.run_ids[-1])).exit_code == 0
     text, html = parts(mailbox.messages[0])
-    assert text.index("EXPECTED:") < text.index("People")
+    assert text.index("EXPECTED at a new school year:") < text.index("People")
     assert "new school year" in text
-    assert html.index("Expected:") < html.index("People")
+    assert html.index("Expected at a new school year:") < html.index("People")
 
 
 def test_a_report_with_no_changes_says_so(tmp_path: Path) -> None:
