@@ -314,7 +314,8 @@ def test_the_digests_html_part_reads_well_in_a_browser_and_asks_no_host(
         assert page.locator("h1").inner_text() == digest.subject
         assert f"{people['joiners']['total']}\njoiners" in text
         assert f"{people['year_group_changes']}\nyear-group changes" in text
-        assert "Expected at a new school year:" in text.split("People")[0], "the rollover's warning comes first"
+        # The rollover's warning comes first.
+        assert "Expected at a new school year:" in text.split("People")[0]
         assert requests == [] and console_errors == []
         shot = screenshots / "digest.png"
         page.screenshot(path=shot, full_page=True, animations="disabled")
