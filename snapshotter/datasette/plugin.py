@@ -37,7 +37,7 @@ from ..archive.layout import (
     safe_estab,
 )
 from ..report.wording import KIND_WORDS, noun, utc_text
-from . import catalogue
+from . import catalogue, history_pages
 
 __all__ = [
     "asgi_wrapper",
@@ -79,6 +79,8 @@ def attach(datasette: Any, name: str) -> bool:
     estab = estab_of_name(name)
     if name == CHANGES:
         path, mutable = archive / CHANGES_DB, True
+    elif name == history_pages.HISTORY:
+        path, mutable = archive / history_pages.HISTORY_DB, True  # opened read-only, as changes
     elif estab is not None:
         path, mutable = archive / safe_estab(estab) / f"{name}.db", False
     else:
@@ -114,7 +116,9 @@ def _snapshot_metadata(info: SnapshotInfo) -> dict[str, str]:
 def get_metadata(datasette: Any, key: str, database: str | None, table: str | None) -> dict:
     """Titles for the snapshot files attached: their names are timestamps, so metadata.yml
     cannot list them."""
-    return {"databases": dict(_SNAPSHOT_TITLES.get(datasette, {}))}
+    databases = dict(_SNAPSHOT_TITLES.get(datasette, {}))
+    databases[history_pages.HISTORY] = history_pages.HISTORY_METADATA
+    return {"databases": databases}
 
 
 @hookimpl
@@ -244,4 +248,5 @@ def register_routes(datasette: Any) -> list[tuple[str, Callable[..., Any]]]:
         (r"^/$", home),
         (r"^/robots\.txt$", robots_txt),
         (r"^/-/snapshotter/runs/(?P<run_id>[0-9]{1,15})$", run_report),
+        *history_pages.ROUTES,
     ]

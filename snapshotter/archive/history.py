@@ -1,0 +1,705 @@
+"""The record index, `<archive>/history.db`: every record's versions across a school's snapshots,
+so a history or a people search reads one small file instead of opening every snapshot.
+
+    snapshots    per school, the snapshots indexed, in archive order (`seq` 1, 2, ...)
+    unreadable   per school, files named like snapshots that could not be indexed (and why)
+    records      one row per (school, entity, sourcedId)
+    versions     one row per distinct content (`_hash`) of a record: its `_record` JSON, status,
+                 and for enrollments the user and class, so a user's enrollments are one query
+    spans        each run of consecutive snapshots a record kept one version: `first_seq`,
+                 `last_seq` (NULL while it is still in the latest snapshot) and `gone_seq`, the
+                 snapshot it was missing from when it disappeared
+    people       one row per user per school: names, email, username, identifiers, role, first
+                 seen, whether they left and when, earlier names and emails; full-text indexed
+                 (`people_fts`, sqlite-utils' `enable_fts`)
+
+It is derived from the snapshot files only, so it can be deleted at any time: the next `fetch`,
+`import`, `serve` or page rebuilds it. Indexing a snapshot reads only its (sourcedId, `_hash`)
+pairs, and `_record` for the versions not seen before; a snapshot added out of order or removed
+makes that school's index be rebuilt. Each snapshot is indexed in its own `BEGIN IMMEDIATE`
+transaction, so several fetches may update it at once and a reader never sees half a snapshot.
+
+Incomplete snapshots are indexed and marked. In a collection that did not finish, a record that
+is missing is taken as unchanged (it did not disappear); records it does hold count as seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from contextlib import closing, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..model import COLLECTIONS
+from .layout import (
+    ArchiveError,
+    SnapshotInfo,
+    damage_problem,
+    list_archive,
+    open_snapshot,
+    read_only_uri,
+    safe_estab,
+    snapshot_paths,
+)
+
+HISTORY_DB = "history.db"
+SHAPE_VERSION = 1
+BUSY_TIMEOUT_MS = 60_000
+# The searchable columns of `people`.
+PEOPLE_FTS_COLUMNS = ("name", "email", "username", "identifier", "upn", "earlier")
+
+TABLES_SQL = """
+CREATE TABLE IF NOT EXISTS snapshots (
+  id INTEGER PRIMARY KEY,
+  estab TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  school_name TEXT,
+  taken_at TEXT NOT NULL,
+  finished_at TEXT,
+  complete INTEGER NOT NULL,
+  incomplete_reason TEXT,
+  incomplete_collections TEXT,
+  content_hash TEXT NOT NULL,
+  UNIQUE (estab, seq),
+  UNIQUE (estab, name)
+);
+CREATE TABLE IF NOT EXISTS unreadable (
+  estab TEXT NOT NULL,
+  name TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  PRIMARY KEY (estab, name)
+);
+CREATE TABLE IF NOT EXISTS records (
+  id INTEGER PRIMARY KEY,
+  estab TEXT NOT NULL,
+  entity TEXT NOT NULL,
+  sourcedId TEXT NOT NULL,
+  UNIQUE (estab, entity, sourcedId)
+);
+CREATE TABLE IF NOT EXISTS versions (
+  id INTEGER PRIMARY KEY,
+  record_id INTEGER NOT NULL REFERENCES records(id),
+  hash TEXT NOT NULL,
+  status TEXT,
+  record TEXT NOT NULL,
+  user_sourcedId TEXT,
+  class_sourcedId TEXT,
+  UNIQUE (record_id, hash)
+);
+CREATE INDEX IF NOT EXISTS versions_user ON versions(user_sourcedId)
+  WHERE user_sourcedId IS NOT NULL;
+CREATE INDEX IF NOT EXISTS versions_class ON versions(class_sourcedId)
+  WHERE class_sourcedId IS NOT NULL;
+CREATE TABLE IF NOT EXISTS spans (
+  id INTEGER PRIMARY KEY,
+  record_id INTEGER NOT NULL REFERENCES records(id),
+  version_id INTEGER NOT NULL REFERENCES versions(id),
+  first_seq INTEGER NOT NULL,
+  last_seq INTEGER,
+  gone_seq INTEGER
+);
+CREATE INDEX IF NOT EXISTS spans_record ON spans(record_id, first_seq);
+CREATE INDEX IF NOT EXISTS spans_open ON spans(record_id) WHERE last_seq IS NULL;
+CREATE TABLE IF NOT EXISTS people (
+  id INTEGER PRIMARY KEY,
+  estab TEXT NOT NULL,
+  sourcedId TEXT NOT NULL,
+  name TEXT,
+  givenName TEXT,
+  familyName TEXT,
+  email TEXT,
+  username TEXT,
+  identifier TEXT,
+  upn TEXT,
+  role TEXT,
+  grades TEXT,
+  status TEXT,
+  first_seen TEXT,
+  last_seen TEXT,
+  in_latest INTEGER NOT NULL,
+  marked_tobedeleted_at TEXT,
+  gone_at TEXT,
+  earlier TEXT,
+  UNIQUE (estab, sourcedId)
+);
+"""
+
+
+class HistoryIndexError(Exception):
+    """The index cannot be read or updated; the message says why and what to do."""
+
+
+@dataclass
+class IndexReport:
+    """What one update did: snapshots indexed, schools rebuilt, seconds taken."""
+
+    indexed: int = 0
+    rebuilt: list[str] | None = None
+    seconds: float = 0.0
+
+
+def history_path(archive: Path) -> Path:
+    return archive / HISTORY_DB
+
+
+def _shaped_file(path: Path) -> None:
+    """Put an empty, shaped index at `path` unless one is there: built aside in an owner-only
+    file and linked into place, so two processes starting at once never shape one file twice
+    (sqlite-utils' `enable_fts` runs scripts that cannot share a transaction)."""
+    import sqlite_utils
+
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    fd = os.open(aside, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    os.close(fd)
+    try:
+        with closing(sqlite3.connect(aside, isolation_level=None)) as conn:
+            conn.executescript(TABLES_SQL)
+            sqlite_utils.Database(conn)["people"].enable_fts(
+                PEOPLE_FTS_COLUMNS, create_triggers=True
+            )
+            conn.execute(f"PRAGMA user_version = {SHAPE_VERSION}")
+        if path.exists():
+            os.replace(aside, path)  # an index of another shape: it held nothing of its own
+        else:
+            with suppress(FileExistsError):  # another process made it first
+                os.link(aside, path)
+    finally:
+        aside.unlink(missing_ok=True)
+
+
+def open_for_writing(archive: Path) -> sqlite3.Connection:
+    """history.db, created owner-only and shaped if new; `HistoryIndexError` when it cannot be
+    written (a read-only archive, a damaged file)."""
+    path = history_path(archive)
+    try:
+        if not archive.is_dir():
+            raise HistoryIndexError(f"there is no archive at {archive}")
+        if not path.exists():
+            _shaped_file(path)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SHAPE_VERSION:
+            conn.close()
+            _shaped_file(path)
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # A cheap write that fails now, not halfway, when the file or folder is read-only.
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    except (OSError, sqlite3.Error) as exc:
+        raise HistoryIndexError(_why(path, exc)) from None
+    return conn
+
+
+def open_for_reading(archive: Path) -> sqlite3.Connection | None:
+    """history.db read-only, or None when there is none (yet)."""
+    path = history_path(archive)
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(read_only_uri(path), uri=True)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SHAPE_VERSION:
+            conn.close()
+            return None
+    except sqlite3.Error as exc:
+        raise HistoryIndexError(_why(path, exc)) from None
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def _why(path: Path, exc: Exception) -> str:
+    return (
+        f"cannot update the record index {path} ({exc}); it is rebuilt from the snapshots, "
+        "so it is safe to delete it, or give this program write access to the archive"
+    )
+
+
+# One update at a time per archive in this process (pages of one server); other processes
+# are kept in step by BEGIN IMMEDIATE.
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _lock_for(archive: Path) -> threading.Lock:
+    key = str(archive.resolve())
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+def school_keys(archive: Path) -> list[str]:
+    """The schools with a folder of snapshots in the archive (their folder names)."""
+    if not archive.is_dir():
+        return []
+    return sorted(
+        p.name for p in archive.iterdir() if p.is_dir() and snapshot_paths(archive, p.name)
+    )
+
+
+def is_current(archive: Path, estab: str | None = None) -> bool:
+    """Whether the index holds exactly the snapshot files the archive has now (one school or
+    all), judged by their names: no snapshot file is opened."""
+    conn = open_for_reading(archive)
+    if conn is None:
+        return False
+    with closing(conn):
+        estabs = [safe_estab(estab)] if estab is not None else school_keys(archive)
+        indexed_schools = {
+            row[0]
+            for row in conn.execute(
+                "SELECT DISTINCT estab FROM snapshots UNION SELECT estab FROM unreadable"
+            )
+        }
+        if estab is None and indexed_schools - set(estabs):
+            return False  # a school's snapshots were all removed
+        for key in estabs:
+            on_disk = {p.stem for p in snapshot_paths(archive, key)}
+            known = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM snapshots WHERE estab = ? "
+                    "UNION SELECT name FROM unreadable WHERE estab = ?",
+                    (key, key),
+                )
+            }
+            if on_disk != known:
+                return False
+    return True
+
+
+def update_index(
+    archive: Path,
+    estab: str | None = None,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> IndexReport:
+    """Bring history.db up to date with the archive (one school, or all): index the snapshots
+    it lacks, rebuild a school whose snapshots were reordered or removed. `progress(estab, done,
+    total)` is called after each snapshot indexed. `HistoryIndexError` when it cannot be
+    written."""
+    began = time.monotonic()
+    report = IndexReport(rebuilt=[])
+    with _lock_for(archive):
+        conn = open_for_writing(archive)
+        try:
+            with closing(conn):
+                keys = [safe_estab(estab)] if estab is not None else school_keys(archive)
+                if estab is None:
+                    _forget_schools_gone(conn, set(keys))
+                for key in keys:
+                    _update_school(conn, archive, key, report, progress)
+        except sqlite3.Error as exc:
+            raise HistoryIndexError(_why(history_path(archive), exc)) from None
+    report.seconds = time.monotonic() - began
+    return report
+
+
+def _forget_schools_gone(conn: sqlite3.Connection, keys: set[str]) -> None:
+    indexed = {
+        row[0]
+        for row in conn.execute("SELECT estab FROM snapshots UNION SELECT estab FROM unreadable")
+    }
+    for gone in indexed - keys:
+        with _immediate(conn):
+            _delete_school(conn, gone)
+
+
+class _immediate:
+    """A write transaction holding the write lock from its start."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _delete_school(conn: sqlite3.Connection, estab: str) -> None:
+    ids = "SELECT id FROM records WHERE estab = ?"
+    conn.execute(f"DELETE FROM spans WHERE record_id IN ({ids})", (estab,))
+    conn.execute(f"DELETE FROM versions WHERE record_id IN ({ids})", (estab,))
+    conn.execute("DELETE FROM records WHERE estab = ?", (estab,))
+    conn.execute("DELETE FROM people WHERE estab = ?", (estab,))
+    conn.execute("DELETE FROM snapshots WHERE estab = ?", (estab,))
+    conn.execute("DELETE FROM unreadable WHERE estab = ?", (estab,))
+
+
+def _indexed(conn: sqlite3.Connection, estab: str) -> list[tuple[str, str]]:
+    return conn.execute(
+        "SELECT name, content_hash FROM snapshots WHERE estab = ? ORDER BY seq", (estab,)
+    ).fetchall()
+
+
+def _update_school(
+    conn: sqlite3.Connection,
+    archive: Path,
+    estab: str,
+    report: IndexReport,
+    progress: Callable[[str, int, int], None] | None,
+) -> None:
+    listing = list_archive(archive, estab)
+    with _immediate(conn):
+        conn.execute("DELETE FROM unreadable WHERE estab = ?", (estab,))
+        conn.executemany(
+            "INSERT INTO unreadable (estab, name, reason) VALUES (?, ?, ?)",
+            [(estab, lost.path.stem, lost.reason) for lost in listing.unreadable],
+        )
+    wanted = [(info.path.stem, info.content_hash) for info in listing.snapshots]
+    state = _OpenSpans(estab)
+    while True:
+        with _immediate(conn):
+            indexed = _indexed(conn, estab)
+            skipped = {
+                row[0]
+                for row in conn.execute("SELECT name FROM unreadable WHERE estab = ?", (estab,))
+            }
+            todo = [pair for pair in wanted if pair[0] not in skipped]
+            if indexed != todo[: len(indexed)]:
+                # Reordered (an older snapshot imported) or removed (pruned): start again.
+                _delete_school(conn, estab)
+                report.rebuilt = [*(report.rebuilt or []), estab]
+                state = _OpenSpans(estab)
+                continue
+            if len(indexed) == len(todo):
+                return
+            info = next(i for i in listing.snapshots if i.path.stem == todo[len(indexed)][0])
+            seq = len(indexed) + 1
+            try:
+                _index_snapshot(conn, info, seq, state)
+            except (sqlite3.DatabaseError, ArchiveError, ValueError):
+                problem = damage_problem(info.path)
+                if problem is None:
+                    raise  # history.db is what failed
+                # The snapshot file itself is damaged: noted and left out, as the listing does.
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(
+                    "INSERT OR REPLACE INTO unreadable (estab, name, reason) VALUES (?, ?, ?)",
+                    (estab, info.path.stem, problem),
+                )
+                state = _OpenSpans(estab)
+                continue
+            report.indexed += 1
+        if progress is not None:
+            progress(estab, len(indexed) + 1, len(todo))
+
+
+class _OpenSpans:
+    """Per entity, the records in the latest indexed snapshot: sourcedId -> (span id, record
+    id, hash). Kept between the snapshots of one update; read again when another process
+    indexed in between."""
+
+    def __init__(self, estab: str) -> None:
+        self.estab = estab
+        self.through: str | None = None  # the name of the last snapshot it reflects
+        self.by_entity: dict[str, dict[str, tuple[int, int, str]]] = {}
+
+    def load(self, conn: sqlite3.Connection, through: str | None) -> None:
+        if self.through == through and self.by_entity:
+            return
+        self.by_entity = {collection: {} for collection in COLLECTIONS}
+        rows = conn.execute(
+            "SELECT r.entity, r.sourcedId, s.id, r.id, v.hash FROM records r "
+            "JOIN spans s ON s.record_id = r.id AND s.last_seq IS NULL "
+            "JOIN versions v ON v.id = s.version_id WHERE r.estab = ?",
+            (self.estab,),
+        )
+        for entity, sourced_id, span_id, record_id, digest in rows:
+            self.by_entity.setdefault(entity, {})[sourced_id] = (span_id, record_id, digest)
+        self.through = through
+
+
+def _incomplete_collections(snapshot: sqlite3.Connection, info: SnapshotInfo) -> set[str]:
+    if info.complete:
+        return set()
+    try:
+        finished = {
+            row[0]
+            for row in snapshot.execute("SELECT collection FROM snapshot_endpoints WHERE complete")
+        }
+    except sqlite3.Error:
+        finished = set()
+    return set(COLLECTIONS) - finished
+
+
+def _table_exists(snapshot: sqlite3.Connection, table: str) -> bool:
+    return bool(
+        snapshot.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+    )
+
+
+def _ref_id(record: dict[str, Any], name: str) -> str | None:
+    value = record.get(name)
+    if isinstance(value, dict):
+        value = value.get("sourcedId")
+    return value if isinstance(value, str) else None
+
+
+def _index_snapshot(
+    conn: sqlite3.Connection, info: SnapshotInfo, seq: int, state: _OpenSpans
+) -> None:
+    """Index one snapshot as number `seq` of its school, inside the caller's transaction."""
+    estab = state.estab
+    previous = conn.execute(
+        "SELECT name FROM snapshots WHERE estab = ? AND seq = ?", (estab, seq - 1)
+    ).fetchone()
+    state.load(conn, previous[0] if previous else None)
+    touched_users: set[str] = set()
+    with closing(open_snapshot(info.path)) as snapshot:
+        incomplete = _incomplete_collections(snapshot, info)
+        conn.execute(
+            "INSERT INTO snapshots (estab, seq, name, school_name, taken_at, finished_at, "
+            "complete, incomplete_reason, incomplete_collections, content_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                estab,
+                seq,
+                info.path.stem,
+                info.school_name,
+                info.taken_at,
+                info.finished_at,
+                int(info.complete),
+                info.incomplete_reason,
+                json.dumps(sorted(incomplete)) if incomplete else None,
+                info.content_hash,
+            ),
+        )
+        for entity in COLLECTIONS:
+            open_now = state.by_entity.setdefault(entity, {})
+            if not _table_exists(snapshot, entity):
+                continue  # a partial snapshot's missing collection: nothing is known
+            current = dict(snapshot.execute(f'SELECT sourcedId, _hash FROM "{entity}"'))
+            changed = [
+                sid
+                for sid, digest in current.items()
+                if open_now.get(sid, ("", "", ""))[2] != digest
+            ]
+            gone = [] if entity in incomplete else [sid for sid in open_now if sid not in current]
+            for sourced_id in gone:
+                span_id = open_now.pop(sourced_id)[0]
+                conn.execute(
+                    "UPDATE spans SET last_seq = ?, gone_seq = ? WHERE id = ?",
+                    (seq - 1, seq, span_id),
+                )
+            if changed:
+                _save_changed(conn, snapshot, estab, entity, seq, changed, current, open_now)
+            if entity == "users":
+                touched_users.update(gone)
+                touched_users.update(changed)
+    state.through = info.path.stem
+    update_people(conn, estab, touched_users)
+
+
+def _save_changed(
+    conn: sqlite3.Connection,
+    snapshot: sqlite3.Connection,
+    estab: str,
+    entity: str,
+    seq: int,
+    changed: list[str],
+    current: dict[str, str],
+    open_now: dict[str, tuple[int, int, str]],
+) -> None:
+    """New spans for records new or changed in snapshot `seq`; `_record` is read only for the
+    versions the index has not seen. In bulk (a first snapshot or a rollover changes most
+    records): lists of ids travel as one JSON parameter."""
+    conn.executemany(
+        "UPDATE spans SET last_seq = ? WHERE id = ?",
+        [(seq - 1, open_now[sid][0]) for sid in changed if sid in open_now],
+    )
+    record_ids = {sid: open_now[sid][1] for sid in changed if sid in open_now}
+    unseen = [sid for sid in changed if sid not in open_now]
+    if unseen:
+        conn.executemany(
+            "INSERT OR IGNORE INTO records (estab, entity, sourcedId) VALUES (?, ?, ?)",
+            [(estab, entity, sid) for sid in unseen],
+        )
+        record_ids.update(
+            conn.execute(
+                "SELECT sourcedId, id FROM records WHERE estab = ? AND entity = ? "
+                "AND sourcedId IN (SELECT value FROM json_each(?))",
+                (estab, entity, json.dumps(unseen)),
+            )
+        )
+    ids_json = json.dumps([record_ids[sid] for sid in changed])
+
+    def known_versions() -> dict[tuple[int, str], int]:
+        rows = conn.execute(
+            "SELECT record_id, hash, id FROM versions "
+            "WHERE record_id IN (SELECT value FROM json_each(?))",
+            (ids_json,),
+        )
+        return {(record_id, digest): version_id for record_id, digest, version_id in rows}
+
+    versions = known_versions()
+    need = [sid for sid in changed if (record_ids[sid], current[sid]) not in versions]
+    if need:
+        rows = []
+        for sourced_id, record_json in _records_of(snapshot, entity, need):
+            record = json.loads(record_json)
+            enrollment = entity == "enrollments"
+            rows.append(
+                (
+                    record_ids[sourced_id],
+                    current[sourced_id],
+                    record.get("status"),
+                    record_json,
+                    _ref_id(record, "user") if enrollment else None,
+                    _ref_id(record, "class") if enrollment else None,
+                )
+            )
+        conn.executemany(
+            "INSERT INTO versions (record_id, hash, status, record, user_sourcedId, "
+            "class_sourcedId) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        versions = known_versions()
+    conn.executemany(
+        "INSERT INTO spans (record_id, version_id, first_seq) VALUES (?, ?, ?)",
+        [(record_ids[sid], versions[(record_ids[sid], current[sid])], seq) for sid in changed],
+    )
+    span_ids = dict(
+        conn.execute(
+            "SELECT record_id, id FROM spans WHERE last_seq IS NULL "
+            "AND record_id IN (SELECT value FROM json_each(?))",
+            (ids_json,),
+        )
+    )
+    for sid in changed:
+        open_now[sid] = (span_ids[record_ids[sid]], record_ids[sid], current[sid])
+
+
+def _records_of(
+    snapshot: sqlite3.Connection, entity: str, sourced_ids: list[str]
+) -> Iterable[tuple[str, str]]:
+    # One query for the lot: json_each keeps the statement short for any number of ids.
+    if not sourced_ids:
+        return []
+    return snapshot.execute(
+        f'SELECT sourcedId, _record FROM "{entity}" '
+        "WHERE sourcedId IN (SELECT value FROM json_each(?))",
+        (json.dumps(sourced_ids),),
+    ).fetchall()
+
+
+def _upn(record: dict[str, Any]) -> str | None:
+    for item in record.get("userIds") or []:
+        if isinstance(item, dict) and str(item.get("type", "")).upper() == "UPN":
+            return str(item.get("identifier") or "") or None
+    return None
+
+
+def _name(record: dict[str, Any]) -> str:
+    parts = [record.get("givenName"), record.get("middleName"), record.get("familyName")]
+    return " ".join(str(part) for part in parts if part)
+
+
+def update_people(conn: sqlite3.Connection, estab: str, sourced_ids: Iterable[str]) -> None:
+    """The `people` rows of these users, from their versions (inside the caller's
+    transaction)."""
+    times = dict(conn.execute("SELECT seq, taken_at FROM snapshots WHERE estab = ?", (estab,)))
+    for sourced_id in sourced_ids:
+        spans = conn.execute(
+            "SELECT s.first_seq, s.last_seq, s.gone_seq, v.record FROM records r "
+            "JOIN spans s ON s.record_id = r.id JOIN versions v ON v.id = s.version_id "
+            "WHERE r.estab = ? AND r.entity = 'users' AND r.sourcedId = ? ORDER BY s.first_seq",
+            (estab, sourced_id),
+        ).fetchall()
+        if not spans:
+            continue
+        records = [json.loads(span[3]) for span in spans]
+        latest = records[-1]
+        first_seq, last_seq, gone_seq = spans[0][0], spans[-1][1], spans[-1][2]
+        marked = None
+        for (first, _last, _gone, _json), record, before in zip(
+            spans, records, [None, *records[:-1]], strict=True
+        ):
+            if record.get("status") == "tobedeleted":
+                if marked is None or (before or {}).get("status") != "tobedeleted":
+                    marked = times.get(first)
+            else:
+                marked = None
+        earlier: list[str] = []
+        now = {_name(latest), latest.get("email"), latest.get("username"), latest.get("identifier")}
+        for record in records[:-1]:
+            for value in (
+                _name(record),
+                record.get("email"),
+                record.get("username"),
+                record.get("identifier"),
+            ):
+                if value and value not in now and value not in earlier:
+                    earlier.append(str(value))
+        grades = latest.get("grades")
+        row = {
+            "estab": estab,
+            "sourcedId": sourced_id,
+            "name": _name(latest) or None,
+            "givenName": latest.get("givenName"),
+            "familyName": latest.get("familyName"),
+            "email": latest.get("email"),
+            "username": latest.get("username"),
+            "identifier": latest.get("identifier"),
+            "upn": _upn(latest),
+            "role": latest.get("role"),
+            "grades": ", ".join(str(g) for g in grades) if isinstance(grades, list) else grades,
+            "status": latest.get("status"),
+            "first_seen": times.get(first_seq),
+            "last_seen": times.get(last_seq) if last_seq is not None else None,
+            "in_latest": int(last_seq is None),
+            "marked_tobedeleted_at": marked,
+            "gone_at": times.get(gone_seq) if gone_seq is not None else None,
+            "earlier": "; ".join(earlier) or None,
+        }
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in row)
+        conn.execute(
+            f"INSERT INTO people ({columns}) VALUES ({marks}) "
+            f"ON CONFLICT (estab, sourcedId) DO UPDATE SET {updates}",
+            tuple(row.values()),
+        )
+
+
+def index_published(archive: Path, snapshot_path: Path) -> str | None:
+    """Index a snapshot just published by a fetch or an import, with the rest of its school's
+    snapshots the index lacks. Never raises: the fetch has succeeded whatever happens here, so a
+    failure is returned as one line for stderr (the index catches up at the next update)."""
+    try:
+        update_index(archive, snapshot_path.parent.name)
+    except Exception as exc:  # noqa: BLE001 - any failure here must leave the fetch a success
+        return f"Warning: the record index (history and search) was not updated: {exc}"
+    return None
+
+
+def catch_up(archive: Path, say: Callable[[str], None], *, after_s: float = 2.0) -> None:
+    """Bring the index up to date before a server starts, saying how far it has got (on
+    `say`, e.g. stderr) when that takes more than `after_s` seconds; a failure is said, not
+    raised (the pages then say it too)."""
+    began = time.monotonic()
+    shown = [began]
+
+    def progress(estab: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - began >= after_s and (now - shown[0] >= after_s or done == total):
+            shown[0] = now
+            say(f"Indexing snapshots for history and search: school {estab}, {done} of {total}")
+
+    try:
+        if not is_current(archive):
+            update_index(archive, progress=progress)
+    except (HistoryIndexError, ArchiveError, OSError) as exc:
+        say(f"Warning: {exc}")
