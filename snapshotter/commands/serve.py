@@ -61,6 +61,10 @@ def serve_command(
         raise click.UsageError(
             f"no archive at {directory}: fetch a snapshot first, or pass --archive"
         )
+    # The record index (history, search) catches up before the site starts, saying so when slow.
+    from ..archive.history import catch_up
+
+    catch_up(directory, lambda line: click.echo(printable(line), err=True))
     try:
         serve(
             directory,
