@@ -396,19 +396,22 @@ def _update_school(
 
 
 class _OpenSpans:
-    """Per entity, the records in the latest indexed snapshot: sourcedId -> (span id, record
-    id, hash). Kept between the snapshots of one update; read again when another process
-    indexed in between."""
+    """Per entity, the records in the latest indexed snapshot: their hashes (sourcedId ->
+    hash, compared as sets of items: the bulk of the work, done in C) and their ids (sourcedId
+    -> (span id, record id)). Kept between the snapshots of one update; read again when another
+    process indexed in between."""
 
     def __init__(self, estab: str) -> None:
         self.estab = estab
         self.through: str | None = None  # the name of the last snapshot it reflects
-        self.by_entity: dict[str, dict[str, tuple[int, int, str]]] = {}
+        self.hashes: dict[str, dict[str, str]] = {}
+        self.ids: dict[str, dict[str, tuple[int, int]]] = {}
 
     def load(self, conn: sqlite3.Connection, through: str | None) -> None:
-        if self.through == through and self.by_entity:
+        if self.through == through and self.hashes:
             return
-        self.by_entity = {collection: {} for collection in COLLECTIONS}
+        self.hashes = {collection: {} for collection in COLLECTIONS}
+        self.ids = {collection: {} for collection in COLLECTIONS}
         rows = conn.execute(
             "SELECT r.entity, r.sourcedId, s.id, r.id, v.hash FROM records r "
             "JOIN spans s ON s.record_id = r.id AND s.last_seq IS NULL "
@@ -416,7 +419,8 @@ class _OpenSpans:
             (self.estab,),
         )
         for entity, sourced_id, span_id, record_id, digest in rows:
-            self.by_entity.setdefault(entity, {})[sourced_id] = (span_id, record_id, digest)
+            self.hashes.setdefault(entity, {})[sourced_id] = digest
+            self.ids.setdefault(entity, {})[sourced_id] = (span_id, record_id)
         self.through = through
 
 
@@ -478,24 +482,22 @@ def _index_snapshot(
             ),
         )
         for entity in COLLECTIONS:
-            open_now = state.by_entity.setdefault(entity, {})
+            hashes = state.hashes.setdefault(entity, {})
+            ids = state.ids.setdefault(entity, {})
             if not _table_exists(snapshot, entity):
                 continue  # a partial snapshot's missing collection: nothing is known
             current = dict(snapshot.execute(f'SELECT sourcedId, _hash FROM "{entity}"'))
-            changed = [
-                sid
-                for sid, digest in current.items()
-                if open_now.get(sid, ("", "", ""))[2] != digest
-            ]
-            gone = [] if entity in incomplete else [sid for sid in open_now if sid not in current]
-            for sourced_id in gone:
-                span_id = open_now.pop(sourced_id)[0]
-                conn.execute(
-                    "UPDATE spans SET last_seq = ?, gone_seq = ? WHERE id = ?",
-                    (seq - 1, seq, span_id),
-                )
+            changed = sorted(sid for sid, _digest in current.items() - hashes.items())
+            gone = [] if entity in incomplete else sorted(hashes.keys() - current.keys())
+            conn.executemany(
+                "UPDATE spans SET last_seq = ?, gone_seq = ? WHERE id = ?",
+                [(seq - 1, seq, ids.pop(sid)[0]) for sid in gone],
+            )
+            for sid in gone:
+                del hashes[sid]
             if changed:
-                _save_changed(conn, snapshot, estab, entity, seq, changed, current, open_now)
+                _save_changed(conn, snapshot, estab, entity, seq, changed, current, ids)
+                hashes.update((sid, current[sid]) for sid in changed)
             if entity == "users":
                 touched_users.update(gone)
                 touched_users.update(changed)
@@ -511,7 +513,7 @@ def _save_changed(
     seq: int,
     changed: list[str],
     current: dict[str, str],
-    open_now: dict[str, tuple[int, int, str]],
+    open_now: dict[str, tuple[int, int]],
 ) -> None:
     """New spans for records new or changed in snapshot `seq`; `_record` is read only for the
     versions the index has not seen. In bulk (a first snapshot or a rollover changes most
@@ -579,7 +581,7 @@ def _save_changed(
         )
     )
     for sid in changed:
-        open_now[sid] = (span_ids[record_ids[sid]], record_ids[sid], current[sid])
+        open_now[sid] = (span_ids[record_ids[sid]], record_ids[sid])
 
 
 def _records_of(
