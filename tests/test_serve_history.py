@@ -6,9 +6,13 @@ which a pupil's surname changed."""
 from __future__ import annotations
 
 import html
+import json
+import os
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -436,3 +440,58 @@ def test_serve_catches_up_at_start_saying_how_far_it_has_got(tmp_path: Path) -> 
     said.clear()
     catch_up(tmp_path, said.append, after_s=0)
     assert said == []  # nothing to do, nothing opened, nothing said
+
+
+def test_provider_text_that_is_markup_is_shown_escaped(tmp_path: Path) -> None:
+    school = generate(seed=1, pupils=30, term=0)
+    write_snapshot(tmp_path, school, taken_at=term_time(0))
+    markup = "<img src=x onerror=alert(1)>"
+    write_snapshot(
+        tmp_path,
+        edited(school, "users", GUIDE_PUPIL_ID, familyName=markup),
+        taken_at=term_time(0) + timedelta(days=1),
+    )
+    site = make_datasette(tmp_path)
+    for page in (history(site, "users", GUIDE_PUPIL_ID).text, search(site, "img").text):
+        assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_a_record_that_comes_back_is_shown_reappearing(tmp_path: Path) -> None:
+    school = generate(seed=1, pupils=30, term=0)
+    without_pupil = {
+        **school,
+        "users": [u for u in school["users"] if u["sourcedId"] != GUIDE_PUPIL_ID],
+    }
+    for day, collections in enumerate((school, without_pupil, school)):
+        write_snapshot(tmp_path, collections, taken_at=term_time(0) + timedelta(days=day))
+    events = _event_rows(history(make_datasette(tmp_path), "users", GUIDE_PUPIL_ID).text)
+    assert list(events) == ["first seen", "disappeared", "reappeared"]
+    assert events["disappeared"][0].startswith("2026-10-16")
+    assert events["reappeared"][0].startswith("2026-10-17")
+
+
+def test_an_import_adds_its_snapshot_to_the_index(tmp_path: Path) -> None:
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for collection, records in generate(seed=1, pupils=30, term=0).items():
+        (saved / f"{collection}.json").write_text(json.dumps({collection: records}))
+    archive = tmp_path / "archive"
+    result = CliRunner().invoke(
+        cli, ["import", str(saved), "--estab", ESTAB, "--archive", str(archive)]
+    )
+    assert result.exit_code == 0, result.output
+    snapshot = Path(result.stdout.splitlines()[-1])
+    with closing(sqlite3.connect(archive / HISTORY_DB)) as conn:
+        assert [row[0] for row in conn.execute("SELECT name FROM snapshots")] == [snapshot.stem]
+
+
+def test_two_processes_indexing_at_once_leave_the_index_as_one_would(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    for term in range(3):
+        sim_snapshot(archive, term, pupils=30)
+    code = "import sys; from pathlib import Path; from snapshotter.archive.history import "
+    code += "update_index; update_index(Path(sys.argv[1]))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(archive)], env=env) for _ in range(2)]
+    assert [run.wait(timeout=120) for run in runs] == [0, 0]
+    assert _index_content(archive) == _rebuilt_from_scratch(archive, tmp_path)

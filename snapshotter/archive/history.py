@@ -149,10 +149,11 @@ def history_path(archive: Path) -> Path:
     return archive / HISTORY_DB
 
 
-def _shaped_file(path: Path) -> None:
-    """Put an empty, shaped index at `path` unless one is there: built aside in an owner-only
-    file and linked into place, so two processes starting at once never shape one file twice
-    (sqlite-utils' `enable_fts` runs scripts that cannot share a transaction)."""
+def _shaped_file(path: Path, *, replace: bool = False) -> None:
+    """Put an empty, shaped index at `path` unless one is there (or in place of one of another
+    shape, with `replace`): built aside in an owner-only file and linked into place, so two
+    processes starting at once never shape one file twice, nor replace one the other is
+    writing (sqlite-utils' `enable_fts` runs scripts that cannot share a transaction)."""
     import sqlite_utils
 
     aside = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
@@ -165,7 +166,7 @@ def _shaped_file(path: Path) -> None:
                 PEOPLE_FTS_COLUMNS, create_triggers=True
             )
             conn.execute(f"PRAGMA user_version = {SHAPE_VERSION}")
-        if path.exists():
+        if replace:
             os.replace(aside, path)  # an index of another shape: it held nothing of its own
         else:
             with suppress(FileExistsError):  # another process made it first
@@ -187,7 +188,7 @@ def open_for_writing(archive: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if conn.execute("PRAGMA user_version").fetchone()[0] != SHAPE_VERSION:
             conn.close()
-            _shaped_file(path)
+            _shaped_file(path, replace=True)
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         # A cheap write that fails now, not halfway, when the file or folder is read-only.
