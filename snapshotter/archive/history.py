@@ -37,15 +37,21 @@ from pathlib import Path
 from typing import Any
 
 from ..model import COLLECTIONS
+from .checks import parse_started_at
 from .layout import (
     ArchiveError,
+    SnapshotFileError,
     SnapshotInfo,
+    UnreadableSnapshot,
     damage_problem,
     list_archive,
     open_snapshot,
     read_only_uri,
+    read_snapshot_info,
     safe_estab,
     snapshot_paths,
+    time_from_name,
+    utc_iso,
 )
 
 HISTORY_DB = "history.db"
@@ -342,6 +348,50 @@ def _indexed(conn: sqlite3.Connection, estab: str) -> list[tuple[str, str]]:
     ).fetchall()
 
 
+def _order_key(taken_at: str, name: str) -> tuple[Any, int, str]:
+    """Archive order (`layout.list_archive`'s): the time a snapshot began, then its name's
+    `-N` serial as a number."""
+    stem, _, serial = name.rpartition("-")
+    if stem and serial.isdigit() and name.endswith("Z-" + serial):
+        return (parse_started_at(taken_at), int(serial), stem)
+    return (parse_started_at(taken_at), 1, name)
+
+
+def _plan(
+    conn: sqlite3.Connection, archive: Path, estab: str
+) -> tuple[list[tuple[str, str]], dict[str, SnapshotInfo], list[UnreadableSnapshot]] | None:
+    """The school's snapshots when the archive only gained newer ones since the index was
+    updated (the nightly case): the indexed ones are taken as they are, only the new files are
+    opened. None when a snapshot went, or one arrived out of order: then all are read."""
+    on_disk = {path.stem: path for path in snapshot_paths(archive, estab)}
+    indexed = conn.execute(
+        "SELECT name, content_hash, taken_at FROM snapshots WHERE estab = ? ORDER BY seq",
+        (estab,),
+    ).fetchall()
+    if any(name not in on_disk for name, _hash, _taken in indexed):
+        return None
+    known = {name for name, _hash, _taken in indexed}
+    new = [path for stem, path in on_disk.items() if stem not in known]
+    read: list[SnapshotInfo] = []
+    unreadable: list[UnreadableSnapshot] = []
+    for path in new:
+        try:
+            read.append(read_snapshot_info(path))
+        except ArchiveError as exc:  # as `list_archive` words it
+            problem = exc.problem if isinstance(exc, SnapshotFileError) else str(exc)
+            named = time_from_name(path)
+            taken_at = utc_iso(named) if named is not None else ""
+            unreadable.append(UnreadableSnapshot(path, estab, taken_at, problem))
+    infos = sorted(read, key=lambda i: _order_key(i.taken_at, i.path.stem))
+    if indexed and infos:
+        last_name, _hash, last_taken = indexed[-1]
+        if _order_key(infos[0].taken_at, infos[0].path.stem) <= _order_key(last_taken, last_name):
+            return None
+    wanted = [(name, digest) for name, digest, _taken in indexed]
+    wanted += [(info.path.stem, info.content_hash) for info in infos]
+    return wanted, {info.path.stem: info for info in infos}, unreadable
+
+
 def _update_school(
     conn: sqlite3.Connection,
     archive: Path,
@@ -349,14 +399,24 @@ def _update_school(
     report: IndexReport,
     progress: Callable[[str, int, int], None] | None,
 ) -> None:
-    listing = list_archive(archive, estab)
+    plan = _plan(conn, archive, estab)
+    if plan is None:
+        listing = list_archive(archive, estab)
+        wanted = [(info.path.stem, info.content_hash) for info in listing.snapshots]
+        plan = wanted, {info.path.stem: info for info in listing.snapshots}, listing.unreadable
+    wanted, infos, unreadable = plan
+    on_disk = {path.stem for path in snapshot_paths(archive, estab)}
     with _immediate(conn):
-        conn.execute("DELETE FROM unreadable WHERE estab = ?", (estab,))
+        # Files still unreadable stay noted; new ones are added; those gone are forgotten.
+        for (name,) in conn.execute(
+            "SELECT name FROM unreadable WHERE estab = ?", (estab,)
+        ).fetchall():
+            if name not in on_disk or name in infos:
+                conn.execute("DELETE FROM unreadable WHERE estab = ? AND name = ?", (estab, name))
         conn.executemany(
-            "INSERT INTO unreadable (estab, name, reason) VALUES (?, ?, ?)",
-            [(estab, lost.path.stem, lost.reason) for lost in listing.unreadable],
+            "INSERT OR REPLACE INTO unreadable (estab, name, reason) VALUES (?, ?, ?)",
+            [(estab, lost.path.stem, lost.reason) for lost in unreadable],
         )
-    wanted = [(info.path.stem, info.content_hash) for info in listing.snapshots]
     state = _OpenSpans(estab)
     while True:
         with _immediate(conn):
@@ -367,6 +427,12 @@ def _update_school(
             }
             todo = [pair for pair in wanted if pair[0] not in skipped]
             if indexed != todo[: len(indexed)]:
+                if len(infos) < len(wanted):
+                    # Another process changed the index meanwhile: read every snapshot.
+                    listing = list_archive(archive, estab)
+                    wanted = [(info.path.stem, info.content_hash) for info in listing.snapshots]
+                    infos = {info.path.stem: info for info in listing.snapshots}
+                    continue
                 # Reordered (an older snapshot imported) or removed (pruned): start again.
                 _delete_school(conn, estab)
                 report.rebuilt = [*(report.rebuilt or []), estab]
@@ -374,7 +440,7 @@ def _update_school(
                 continue
             if len(indexed) == len(todo):
                 return
-            info = next(i for i in listing.snapshots if i.path.stem == todo[len(indexed)][0])
+            info = infos[todo[len(indexed)][0]]
             seq = len(indexed) + 1
             try:
                 _index_snapshot(conn, info, seq, state)
