@@ -90,6 +90,7 @@ def _history_data(archive: Path, estab: str, entity: str, sourced_id: str) -> di
     if conn is None:
         return {"unavailable": problem or "the record index has not been built yet"}
     with closing(conn):
+        conn.execute("BEGIN")  # one consistent view while another process indexes
         snapshots = record_history.school_snapshots(conn, estab)
         if not snapshots:
             return {"school_missing": True, "problem": problem}
@@ -125,6 +126,7 @@ def _search_data(archive: Path, estab: str, text: str) -> dict[str, Any]:
     if conn is None:
         return {"unavailable": problem or "the record index has not been built yet"}
     with closing(conn):
+        conn.execute("BEGIN")  # one consistent view while another process indexes
         snapshots = record_history.school_snapshots(conn, estab)
         if not snapshots and not school_dir(archive, estab).is_dir():
             return {"school_missing": True}
