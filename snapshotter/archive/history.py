@@ -111,6 +111,7 @@ CREATE TABLE IF NOT EXISTS spans (
   gone_seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS spans_record ON spans(record_id, first_seq);
+CREATE INDEX IF NOT EXISTS spans_version ON spans(version_id);
 CREATE INDEX IF NOT EXISTS spans_open ON spans(record_id) WHERE last_seq IS NULL;
 CREATE TABLE IF NOT EXISTS people (
   id INTEGER PRIMARY KEY,
