@@ -495,3 +495,17 @@ def test_two_processes_indexing_at_once_leave_the_index_as_one_would(tmp_path: P
     runs = [subprocess.Popen([sys.executable, "-c", code, str(archive)], env=env) for _ in range(2)]
     assert [run.wait(timeout=120) for run in runs] == [0, 0]
     assert _index_content(archive) == _rebuilt_from_scratch(archive, tmp_path)
+
+
+def test_a_sourced_id_with_slashes_and_spaces_has_a_history_at_its_percent_encoded_url(
+    tmp_path: Path,
+) -> None:
+    odd_id = "odd/id ü#?~.x"
+    school = edited(generate(seed=1, pupils=30, term=0), "users", GUIDE_PUPIL_ID, sourcedId=odd_id)
+    write_snapshot(tmp_path, school, taken_at=term_time(0))
+    site = make_datasette(tmp_path)
+    url = f"/-/snapshotter/history/{ESTAB}/users/{quote(odd_id, safe='')}"
+    response = get(site, url)
+    assert response.status_code == 200
+    assert "Zoë O&#39;Brien" in response.text or "Zoë O'Brien" in response.text
+    assert f'href="{url}"' in search(site, "O'Brien").text
