@@ -133,6 +133,15 @@ def _read_secret(
     )
 
 
+def _index_published(archive: Path, snapshot_path: Path) -> None:
+    """Add a new snapshot to the record index; a failure only warns (see `index_published`)."""
+    from .archive.history import index_published
+
+    warning = index_published(archive, snapshot_path)
+    if warning is not None:
+        _warn(warning)
+
+
 def _report(outcome: FetchOutcome) -> None:
     if outcome.path is None:
         _fail(
@@ -287,6 +296,7 @@ def fetch_command(
                     _warn(f"Warning: {name}: kept INCOMPLETE: {outcome.reason}")
                     worst = max(worst, EXIT_INCOMPLETE, key=_SEVERITY.get)
                 click.echo(str(outcome.path))
+                _index_published(archive_dir, outcome.path)
         sys.exit(worst)
 
     school: SchoolConfig | None = None
@@ -340,6 +350,8 @@ def fetch_command(
         finally:
             if progress:
                 progress.close()
+        if outcome.path is not None:
+            _index_published(archive_dir, outcome.path)
         _report(outcome)
 
 
@@ -399,6 +411,7 @@ def import_command(
         _fail(f"cannot import: {exc}", EXIT_FAILED)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    _index_published(archive_dir(archive, config_path), path)
     click.echo(str(path))
 
 

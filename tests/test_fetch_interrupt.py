@@ -37,7 +37,8 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30) -
 
 
 def _snapshots(archive: Path) -> list[Path]:
-    return sorted(archive.rglob("*.db"))
+    # In the schools' folders: `history.db`, the record index a fetch updates, is no snapshot.
+    return sorted(archive.glob("*/*.db"))
 
 
 # When to press Ctrl-C, given the number of requests a whole fetch makes.

@@ -124,6 +124,10 @@ def serve_command(
         raise click.UsageError(
             f"no archive at {directory}: fetch a snapshot first, or pass --archive"
         )
+    # The record index (history, search) catches up before the site starts, saying so when slow.
+    from ..archive.history import catch_up
+
+    catch_up(directory, lambda line: click.echo(printable(line), err=True))
     # Datasette and uvicorn are imported only here, so other commands start without them.
     from ..datasette.app import ServeError, serve
 

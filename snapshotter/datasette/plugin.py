@@ -37,7 +37,7 @@ from ..archive.layout import (
     safe_estab,
 )
 from ..report.wording import KIND_WORDS, noun, utc_text
-from . import catalogue, cells, chart, compare_pages, descriptions
+from . import catalogue, cells, chart, compare_pages, descriptions, history_pages
 from .auth import refused as refuse_anonymous
 
 __all__ = [
@@ -80,6 +80,8 @@ def attach(datasette: Any, name: str) -> bool:
     estab = estab_of_name(name)
     if name == CHANGES:
         path, mutable = archive / CHANGES_DB, True
+    elif name == history_pages.HISTORY:
+        path, mutable = archive / history_pages.HISTORY_DB, True  # opened read-only, as changes
     elif estab is not None:
         path, mutable = archive / safe_estab(estab) / f"{name}.db", False
     else:
@@ -127,6 +129,7 @@ def get_metadata(datasette: Any, key: str, database: str | None, table: str | No
         snapshots[name] = dict(titles.get(name, {}))
         if with_tables:
             snapshots[name]["tables"] = descriptions.snapshot_tables()
+    snapshots[history_pages.HISTORY] = history_pages.HISTORY_METADATA
     return {"databases": snapshots}
 
 
@@ -268,4 +271,5 @@ def register_routes(datasette: Any) -> list[tuple[str, Callable[..., Any]]]:
         (r"^/robots\.txt$", robots_txt),
         (r"^/-/snapshotter/runs/(?P<run_id>[0-9]{1,15})$", run_report),
         (r"^/-/snapshotter/compare/(?P<estab>[^/]+)$", compare_pages.compare_page),
+        *history_pages.ROUTES,
     ]
