@@ -137,6 +137,15 @@ def _fetched(result: SchoolResult, outcome: SchoolOutcome) -> SnapshotInfo | Non
     return read_snapshot_info(fetched.path)
 
 
+def _index(archive: Path, snapshot: Path, say: Say) -> None:
+    """The record index (history and search pages) learns the new snapshot; a failure warns."""
+    from .archive.history import index_published
+
+    warning = index_published(archive, snapshot)
+    if warning is not None:
+        say(warning)
+
+
 def _diff(archive: Path, new: SnapshotInfo, outcome: SchoolOutcome) -> None:
     from .diff.run import diff_and_save
 
@@ -282,6 +291,7 @@ def run_job(
         try:
             new = _fetched(result, outcome)
             if new is not None:
+                _index(archive, new.path, say)
                 _diff(archive, new, outcome)
                 _mail_digest(archive, school, config.mail, outcome, settings.always_mail)
             _staleness(archive, outcome, now(), settings.stale_after)

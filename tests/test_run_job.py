@@ -69,6 +69,8 @@ def test_one_schools_bad_secret_is_alerted_and_the_other_gets_its_report_and_dig
     # The good school: two snapshots, a saved report, a digest to its recipient.
     snapshots = list_archive(archive, ESTAB).snapshots
     assert len(snapshots) == 2 and all(info.complete for info in snapshots)
+    with closing(sqlite3.connect(archive / "history.db")) as conn:  # the pages' record index
+        assert conn.execute("SELECT count(*) FROM people").fetchone()[0] > 0
     assert list_archive(archive, OTHER_ESTAB).snapshots == []
     digests = [m for m, (_, to) in zip(mailbox.messages, mailbox.envelopes, strict=True)
                if to == ["head@hillside.example"]]  # fmt: skip
