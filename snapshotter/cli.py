@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import __version__
+from .commands.check import check_command
 from .commands.serve import serve_command
 from .commands_archive import fetch_command, import_command, snapshots_command
 from .commands_reading import demo_command, diff_command
@@ -45,3 +46,4 @@ cli.add_command(snapshots_command)
 cli.add_command(diff_command)
 cli.add_command(demo_command)
 cli.add_command(serve_command)
+cli.add_command(check_command)
