@@ -209,3 +209,51 @@ def test_check_on_an_older_snapshot_computes_and_keeps_its_findings_once(tmp_pat
         assert conn.execute("SELECT id, checked_at FROM quality_checks").fetchall() == first_check
     assert check("--archive", str(tmp_path), "--no-save", "latest")[0] == 0
     assert set(_kept(tmp_path)) == {older.stem}
+
+
+def _pair(tmp_path: Path, *, planted_first: bool) -> Path:
+    """Two snapshots of term 0, a day apart: one clean, one with the problems planted."""
+    clean = generate(pupils=PUPILS, term=0)
+    planted = generate(pupils=PUPILS, term=0, plant_problems=True)
+    first_data, second_data = (planted, clean) if planted_first else (clean, planted)
+    taken = term_time(0)
+    write_snapshot(tmp_path, first_data, taken_at=taken)
+    write_snapshot(tmp_path, second_data, taken_at=taken.replace(day=taken.day + 1))
+    return tmp_path
+
+
+def _truth_counts() -> dict[str, int]:
+    truth = planted_problems(pupils=PUPILS, term=0)
+    return {rule.id: len(truth[rule.id]) for rule in RULES}
+
+
+def test_the_diff_report_counts_the_problems_new_since_old(tmp_path: Path) -> None:
+    archive = _pair(tmp_path, planted_first=False)
+    result = CliRunner().invoke(cli, ["diff", "--archive", str(archive), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    quality = json.loads(result.stdout)["quality"]
+    assert quality == {"new": _truth_counts(), "fixed": {}}
+    # Both snapshots' findings are kept by the saved diff, and `check` reads them back.
+    assert set(_kept(archive)) == {p.stem for p in archive.glob("*/*.db")}
+    text = CliRunner().invoke(cli, ["diff", "--archive", str(archive), "--limit", "1"]).stdout
+    total = sum(_truth_counts().values())
+    assert f"Data quality: {total} new since the old snapshot, 0 fixed (none remain" in text
+    assert "  New: duplicate-upn (error): 2\n" in text
+    assert "  New: enrollment-without-user (error): 1\n    xQPLANT90 (student) in " in text
+
+
+def test_the_diff_report_counts_the_problems_fixed_in_every_format(tmp_path: Path) -> None:
+    archive = _pair(tmp_path, planted_first=True)
+    runner = CliRunner()
+    as_json = runner.invoke(cli, ["diff", "--archive", str(archive), "--format", "json"])
+    document = json.loads(as_json.stdout)
+    assert document["quality"] == {"new": {}, "fixed": _truth_counts()}
+    markdown = runner.invoke(cli, ["diff", "--archive", str(archive), "--format", "markdown"])
+    assert "\n## Data quality\n\n- 0 new since the old snapshot, " in markdown.stdout
+    assert "- Fixed: `invalid-upn (error)`: 2\n" in markdown.stdout
+    table = runner.invoke(cli, ["diff", "--archive", str(archive), "--format", "csv"]).stdout
+    fixed = [r for r in csv.DictReader(io.StringIO(table)) if r["change"] == "fixed problem"]
+    assert {(r["path"], r["sourcedId"]) for r in fixed} == truth_pairs(
+        planted_problems(pupils=PUPILS, term=0)
+    )
+    assert all(r["old"] and not r["new"] for r in fixed)

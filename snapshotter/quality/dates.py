@@ -11,7 +11,7 @@ from .context import CheckContext, Raw
 
 def findings(ctx: CheckContext) -> Iterator[Raw]:
     for sid, begin, end in ctx.rows(
-        """SELECT sourcedId, beginDate, endDate FROM enrollments
+        """SELECT sourcedId, beginDate, endDate FROM enr
         WHERE status = 'active' AND beginDate IS NOT NULL AND endDate IS NOT NULL
           AND beginDate != '' AND endDate != '' AND endDate < beginDate"""
     ):

@@ -10,7 +10,7 @@ from .context import CheckContext, Raw
 
 def findings(ctx: CheckContext) -> Iterator[Raw]:
     for sid, user_id, status in ctx.rows(
-        """SELECT e.sourcedId, e.user_sourcedId, u.status FROM enrollments e
+        """SELECT e.sourcedId, e.user_sourcedId, u.status FROM enr e
         LEFT JOIN users u ON u.sourcedId = e.user_sourcedId
         WHERE e.status = 'active' AND (u.sourcedId IS NULL OR u.status IS NOT 'active')"""
     ):
@@ -29,7 +29,7 @@ def findings(ctx: CheckContext) -> Iterator[Raw]:
         yield Raw("enrollment-without-user", "enrollments", sid, message, _ids(user_id))
 
     for sid, class_id, status in ctx.rows(
-        """SELECT e.sourcedId, e.class_sourcedId, c.status FROM enrollments e
+        """SELECT e.sourcedId, e.class_sourcedId, c.status FROM enr e
         LEFT JOIN classes c ON c.sourcedId = e.class_sourcedId
         WHERE e.status = 'active' AND (c.sourcedId IS NULL OR c.status IS NOT 'active')"""
     ):

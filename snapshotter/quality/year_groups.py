@@ -22,13 +22,7 @@ def _grades(text: str | None) -> list[str]:
 
 
 def school_year_groups(ctx: CheckContext) -> set[str]:
-    return {
-        str(grade)
-        for (grade,) in ctx.rows(
-            """SELECT DISTINCT g.value FROM classes c, json_each(c.grades) g
-            WHERE c.status = 'active' AND json_valid(c.grades)"""
-        )
-    }
+    return {str(grade) for (grade,) in ctx.rows("SELECT DISTINCT grade FROM class_grades")}
 
 
 def findings(ctx: CheckContext) -> Iterator[Raw]:
@@ -62,17 +56,25 @@ def findings(ctx: CheckContext) -> Iterator[Raw]:
             )
         else:
             in_range[sid] = grades[0]
-    for sid, user_id, class_id, class_grades in ctx.rows(
-        """SELECT e.sourcedId, e.user_sourcedId, e.class_sourcedId, c.grades
+    # Only the enrollments whose class has year groups and none of them the pupil's: SQL finds
+    # them (few), Python keeps those of pupils with one year group the school teaches.
+    ctx.conn.execute("DROP TABLE IF EXISTS temp.pupil_years")
+    ctx.conn.execute(
+        "CREATE TEMP TABLE pupil_years (sourcedId TEXT PRIMARY KEY, year TEXT) WITHOUT ROWID"
+    )
+    ctx.conn.executemany("INSERT INTO pupil_years VALUES (?, ?)", in_range.items())
+    for sid, user_id, class_id, year, class_grades in ctx.rows(
+        """SELECT e.sourcedId, e.user_sourcedId, e.class_sourcedId, p.year, c.grades
         FROM live_enrollments e
-        JOIN users u ON u.sourcedId = e.user_sourcedId
+        JOIN pupil_years p ON p.sourcedId = e.user_sourcedId
         JOIN classes c ON c.sourcedId = e.class_sourcedId
-        WHERE e.role = 'student' AND u.status = 'active' AND u.role = 'student'
-          AND c.status = 'active' AND coalesce(json_array_length(c.grades), 0) > 0"""
+        WHERE e.role = 'student'
+          AND EXISTS (SELECT 1 FROM class_grades g WHERE g.class_sourcedId = e.class_sourcedId)
+          AND NOT EXISTS (SELECT 1 FROM class_grades g
+            WHERE g.class_sourcedId = e.class_sourcedId AND g.grade = p.year)"""
     ):
-        year = in_range.get(user_id)
         grades = _grades(class_grades)
-        if year is not None and grades and year not in grades:
+        if grades:
             yield Raw(
                 "pupil-in-class-of-other-year",
                 "enrollments",
