@@ -257,3 +257,19 @@ def test_the_diff_report_counts_the_problems_fixed_in_every_format(tmp_path: Pat
         planted_problems(pupils=PUPILS, term=0)
     )
     assert all(r["old"] and not r["new"] for r in fixed)
+
+
+def test_check_with_a_changes_db_it_cannot_open_still_prints_the_findings(tmp_path: Path) -> None:
+    school = generate(pupils=PUPILS, term=0)
+    pupil = first(school, "users", role="student", status="active")
+    write_snapshot(
+        tmp_path, edited(school, "users", pupil["sourcedId"], email="x"), taken_at=term_time(0)
+    )
+    changes_db_path(tmp_path).mkdir()  # not a database: cannot be opened
+    result = CliRunner().invoke(cli, ["check", "--archive", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 0
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["rule"], f["sourcedId"]) for f in findings] == [
+        ("invalid-email", pupil["sourcedId"])
+    ]
+    assert "the findings were not kept in " in result.stderr and "Traceback" not in result.output

@@ -141,13 +141,24 @@ def kept_check(changes_db: Path | None, info: SnapshotInfo) -> CheckResult:
     (not kept when `changes_db` is None)."""
     if changes_db is None:
         return check_snapshot(info)
-    with closing(changes.open_changes_db(changes_db)) as conn:
-        kept = load_kept(conn, info)
-        if kept is not None:
-            return kept
-        result = check_snapshot(info)
-        save(conn, info, result)
-        return result
+    result: CheckResult | None = None
+    try:
+        with closing(changes.open_changes_db(changes_db)) as conn:
+            kept = load_kept(conn, info)
+            if kept is not None:
+                return kept
+            result = check_snapshot(info)
+            save(conn, info, result)
+            return result
+    except (sqlite3.Error, OSError) as exc:
+        # changes.db read-only, damaged or on a full disk: the findings are still shown.
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        print(
+            printable(f"Warning: the findings were not kept in {changes_db}: {reason}"),
+            file=sys.stderr,
+            flush=True,
+        )
+        return result if result is not None else check_snapshot(info)
 
 
 def keep_for_new_snapshot(archive: Path, snapshot: Path) -> CheckResult | None:
