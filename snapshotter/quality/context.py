@@ -50,6 +50,8 @@ class CheckContext:
         self.today = today  # YYYY-MM-DD, the day the snapshot was taken (UTC)
         self.school_org = school_org
         conn.execute("PRAGMA temp_store = MEMORY")
+        for helper in ("VIEW live_enrollments", "TABLE enr", "TABLE class_grades"):
+            conn.execute(f"DROP {helper.split()[0]} IF EXISTS temp.{helper.split()[1]}")
         for statement in _HELPERS:
             conn.execute(statement, {"today": today} if ":today" in statement else {})
 

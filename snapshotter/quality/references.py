@@ -9,40 +9,30 @@ from .context import CheckContext, Raw
 
 
 def findings(ctx: CheckContext) -> Iterator[Raw]:
-    for sid, user_id, status in ctx.rows(
-        """SELECT e.sourcedId, e.user_sourcedId, u.status FROM enr e
+    # One pass over the enrollments for both of their references.
+    for sid, user_id, user_status, class_id, class_status in ctx.rows(
+        """SELECT e.sourcedId, e.user_sourcedId, u.status, e.class_sourcedId, c.status
+        FROM enr e
         LEFT JOIN users u ON u.sourcedId = e.user_sourcedId
-        WHERE e.status = 'active' AND (u.sourcedId IS NULL OR u.status IS NOT 'active')"""
-    ):
-        if user_id is None:
-            message = "names no user: add the person to the enrollment or delete it in the MIS"
-        elif status is None:
-            message = (
-                f"is for user {user_id}, who is not in the snapshot: restore the person or "
-                "end the enrollment in the MIS"
-            )
-        else:
-            message = (
-                f"is for user {user_id}, who is {status}: end the enrollment too, or "
-                "reinstate the person"
-            )
-        yield Raw("enrollment-without-user", "enrollments", sid, message, _ids(user_id))
-
-    for sid, class_id, status in ctx.rows(
-        """SELECT e.sourcedId, e.class_sourcedId, c.status FROM enr e
         LEFT JOIN classes c ON c.sourcedId = e.class_sourcedId
-        WHERE e.status = 'active' AND (c.sourcedId IS NULL OR c.status IS NOT 'active')"""
+        WHERE e.status = 'active' AND (u.status IS NOT 'active' OR c.status IS NOT 'active')"""
     ):
-        if class_id is None:
-            message = "names no class: put it in a class or delete it in the MIS"
-        elif status is None:
-            message = (
-                f"is in class {class_id}, which is not in the snapshot: move it to a class "
-                "that exists, or end it"
+        if user_status != "active":
+            yield Raw(
+                "enrollment-without-user",
+                "enrollments",
+                sid,
+                _missing_user(user_id, user_status),
+                _ids(user_id),
             )
-        else:
-            message = f"is in class {class_id}, which is {status}: end it, or move it"
-        yield Raw("enrollment-without-class", "enrollments", sid, message, _ids(class_id))
+        if class_status != "active":
+            yield Raw(
+                "enrollment-without-class",
+                "enrollments",
+                sid,
+                _missing_class(class_id, class_status),
+                _ids(class_id),
+            )
 
     for sid, course_id in ctx.rows(
         """SELECT c.sourcedId, c.course_sourcedId FROM classes c
@@ -120,6 +110,28 @@ def findings(ctx: CheckContext) -> Iterator[Raw]:
             "in the MIS calendar",
             (parent,),
         )
+
+
+def _missing_user(user_id: str | None, status: str | None) -> str:
+    if user_id is None:
+        return "names no user: add the person to the enrollment or delete it in the MIS"
+    if status is None:
+        return (
+            f"is for user {user_id}, who is not in the snapshot: restore the person or end the "
+            "enrollment in the MIS"
+        )
+    return f"is for user {user_id}, who is {status}: end the enrollment too, or reinstate them"
+
+
+def _missing_class(class_id: str | None, status: str | None) -> str:
+    if class_id is None:
+        return "names no class: put it in a class or delete it in the MIS"
+    if status is None:
+        return (
+            f"is in class {class_id}, which is not in the snapshot: move it to a class that "
+            "exists, or end it"
+        )
+    return f"is in class {class_id}, which is {status}: end it, or move it"
 
 
 def _json_ids(text: str | None) -> set[str]:
