@@ -6,6 +6,7 @@ references.py, coverage.py, uniqueness.py, identifiers.py, year_groups.py, dates
                 one module per family of rules, SQL over the snapshot's own tables
 run.py          every rule over a snapshot, labelled: `check_snapshot(info) -> CheckResult`
 store.py        findings kept in the archive's changes.db, per snapshot
+compare.py      problems new since an older snapshot, and fixed: the diff report's part
 render.py       the findings as text, JSON and CSV
 """
 
