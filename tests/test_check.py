@@ -273,3 +273,21 @@ def test_check_with_a_changes_db_it_cannot_open_still_prints_the_findings(tmp_pa
         ("invalid-email", pupil["sourcedId"])
     ]
     assert "the findings were not kept in " in result.stderr and "Traceback" not in result.output
+
+
+def test_check_names_its_snapshot_as_diff_does(tmp_path: Path) -> None:
+    autumn = sim_snapshot(tmp_path, 0)
+    spring = sim_snapshot(tmp_path, 1)
+    for spec, expected in (("Autumn 2026", autumn), (None, spring), ("previous", autumn)):
+        args = ["--archive", str(tmp_path), "--format", "json", *([spec] if spec else [])]
+        status, output = check(*args)
+        assert status == 0, output
+        assert json.loads(output)["snapshot"]["name"] == expected.stem
+
+
+def test_check_of_an_archive_without_snapshots_says_so(tmp_path: Path) -> None:
+    (tmp_path / "3281110").mkdir()
+    result = CliRunner().invoke(cli, ["check", "--archive", str(tmp_path), "--estab", "3281110"])
+    assert result.exit_code == 1
+    assert "holds no complete snapshot of the school" in result.output
+    assert "Traceback" not in result.output
