@@ -37,7 +37,7 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30) -
 
 
 def _snapshots(archive: Path) -> list[Path]:
-    return sorted(archive.rglob("*.db"))
+    return sorted(archive.glob("*/*.db"))  # snapshots, not the changes.db a fetch keeps
 
 
 # When to press Ctrl-C, given the number of requests a whole fetch makes.
