@@ -291,3 +291,10 @@ def test_check_of_an_archive_without_snapshots_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "holds no complete snapshot of the school" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_diff_report_of_two_clean_snapshots_says_no_problems(tmp_path: Path) -> None:
+    sim_snapshot(tmp_path, 0)
+    sim_snapshot(tmp_path, 1)
+    text = CliRunner().invoke(cli, ["diff", "--archive", str(tmp_path), "--no-save"]).stdout
+    assert text.endswith("\nData quality: no problems found in either snapshot\n")

@@ -68,6 +68,13 @@ QUALITY_EXAMPLES = 3
 
 
 def quality_headline(quality: QualityChanges) -> str:
+    if not quality.new and not quality.fixed:
+        if not quality.remaining:
+            return "no problems found in either snapshot"
+        return (
+            f"no new problems, none fixed ({quality.remaining} remain: `snapshotter check` "
+            "lists them all)"
+        )
     remain = f"{quality.remaining} remain" if quality.remaining else "none remain"
     return (
         f"{len(quality.new)} new since the old snapshot, {len(quality.fixed)} fixed "
