@@ -156,7 +156,7 @@ def plant_problems(
     # References.
     found("enrollment-without-user", enrol(_planted_id(90), sets[0]["sourcedId"]))
     found("enrollment-without-class", enrol(next(pupil_of)["sourcedId"], _planted_id(91)))
-    edited = active_classes_with(sets, 3)
+    edited = sets[1:4]  # past the first teaching set, which the planted people use
     edited[0]["course"] = ref("courses", _planted_id(92))
     found("class-without-course", edited[0]["sourcedId"])
     del edited[1]["school"]
@@ -234,7 +234,7 @@ def plant_problems(
     found("enrollment-ends-before-it-begins", backwards)
     found("snapshot-outside-sessions", school_org["sourcedId"])
 
-    def term(title: str, start: str, end: str, parent: str) -> str:
+    def term(title: str, start: str, end: str, parent: str, kind: str = "term") -> str:
         sid = _planted_id(next(number))
         sessions.append(
             {
@@ -242,7 +242,7 @@ def plant_problems(
                 "status": "active",
                 "dateLastModified": year["dateLastModified"],
                 "title": title,
-                "type": "term",
+                "type": kind,
                 "startDate": start,
                 "endDate": end,
                 "schoolYear": year["schoolYear"],
@@ -273,16 +273,10 @@ def plant_problems(
         _plus_days(year["startDate"], 40),
         _plus_days(year["startDate"], 50),
         _planted_id(95),
+        kind="gradingPeriod",  # not a term: overlaps none
     )
-    parentless_record = sessions[-1]
-    parentless_record["type"] = "gradingPeriod"  # not a term: overlaps nothing
     found("session-without-parent", parentless)
     return school, {rule: sorted(ids) for rule, ids in sorted(truth.items())}
-
-
-def active_classes_with(sets: list[Record], count: int) -> list[Record]:
-    """`count` teaching sets to edit, past the first (which the planted people use)."""
-    return sets[1 : 1 + count]
 
 
 def planted_problems(seed: int = 1, pupils: int = 1000, term: int = 0) -> dict[str, list[str]]:
