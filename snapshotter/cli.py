@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import __version__
+from .commands.check import check_command
 from .commands.digest import digest_command
 from .commands.prune import prune_command
 from .commands.run import run_command
@@ -52,3 +53,4 @@ cli.add_command(digest_command)
 cli.add_command(run_command)
 cli.add_command(prune_command)
 cli.add_command(hash_password_command)
+cli.add_command(check_command)

@@ -745,7 +745,13 @@ async def fetch_snapshot_async(
             progress=progress,
             interrupts=interrupts,
         )
-        return await school.run(meta)
+        outcome = await school.run(meta)
+    if outcome.path is not None:
+        # Data-quality findings kept beside it (issue 11); a failure there is only a warning.
+        from .quality.store import keep_for_new_snapshot
+
+        await asyncio.to_thread(keep_for_new_snapshot, archive, outcome.path)
+    return outcome
 
 
 def fetch_snapshot(

@@ -304,6 +304,11 @@ def import_snapshot(
             endpoints=endpoints,
         )
         reason = f"no saved responses for {', '.join(missing)}" if missing else None
-        return writer.finish(
+        path = writer.finish(
             meta, complete=not missing, stable=not missing, incomplete_reason=reason
         )
+    # Data-quality findings kept beside it (issue 11); a failure there is only a warning.
+    from .quality.store import keep_for_new_snapshot
+
+    keep_for_new_snapshot(archive, path)
+    return path

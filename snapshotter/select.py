@@ -198,3 +198,27 @@ def check_pair(
             f"taken {new.taken_at}); give them the other way round, or --reverse to compare "
             "backwards on purpose"
         )
+
+
+def select_one(
+    archive: Path,
+    spec: str | None,
+    *,
+    estab: str | None = None,
+    allow_partial: bool = False,
+    on_unreadable: Callable[[UnreadableSnapshot], None],
+) -> SnapshotInfo:
+    """One snapshot, named as `select_pair` names each side (default: the latest complete)."""
+    if spec is not None and _is_path(spec):
+        return resolve_one(spec, [])
+    school = school_of_archive(archive, estab)
+    listing = list_archive(archive, safe_estab(school))
+    for unreadable in listing.unreadable:
+        on_unreadable(unreadable)
+    candidates = [info for info in listing.snapshots if info.complete or allow_partial]
+    if not candidates:
+        raise SelectionError(
+            f"the archive {archive} holds no complete snapshot of the school; take one with "
+            "`snapshotter fetch` (or --allow-partial to use an incomplete one)"
+        )
+    return resolve_one(spec or LATEST, candidates)

@@ -27,8 +27,16 @@ def sim_server() -> Iterator[SimServerFactory]:
         seed: int = 1,
         quirks: Quirks | None = None,
         clients: dict[str, str] | None = None,
+        plant_problems: bool = False,
     ) -> SimServer:
-        server = SimServer(pupils=pupils, term=term, seed=seed, quirks=quirks, clients=clients)
+        server = SimServer(
+            pupils=pupils,
+            term=term,
+            seed=seed,
+            quirks=quirks,
+            clients=clients,
+            plant_problems=plant_problems,
+        )
         started.append(server)
         return server.start()
 

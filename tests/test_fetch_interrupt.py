@@ -37,7 +37,7 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30) -
 
 
 def _snapshots(archive: Path) -> list[Path]:
-    # In the schools' folders: `history.db`, the record index a fetch updates, is no snapshot.
+    # In the schools' folders: changes.db and history.db, which a fetch updates, are no snapshots.
     return sorted(archive.glob("*/*.db"))
 
 

@@ -82,7 +82,7 @@ def test_the_text_report_of_two_identical_snapshots_says_no_changes(tmp_path: Pa
 def test_the_json_report_has_the_documented_shape(scenario: AuditScenario) -> None:
     text = report(scenario, "json")
     document = json.loads(text)
-    assert list(document) == ["from", "to", "headline", "summary", "volume", "changes"]
+    assert list(document) == ["from", "to", "headline", "summary", "volume", "quality", "changes"]
     for side in ("from", "to"):
         snapshot = document[side]
         assert snapshot["estab"] == "3281110"
@@ -152,7 +152,8 @@ def test_the_csv_report_has_one_row_per_changed_field(scenario: AuditScenario) -
         "old_status",
         "new_status",
     ]
-    renamed = [r for r in rows if r["sourcedId"] == scenario.renamed_pupil]
+    changes = [r for r in rows if r["change"] not in ("new problem", "fixed problem")]
+    renamed = [r for r in changes if r["sourcedId"] == scenario.renamed_pupil]
     assert {r["path"]: (r["old"], r["new"]) for r in renamed}["familyName"][1] == "Tanaka-Reyes"
     assert {r["path"] for r in renamed} == {
         "familyName",
@@ -161,7 +162,7 @@ def test_the_csv_report_has_one_row_per_changed_field(scenario: AuditScenario) -
     }
     grades = next(r for r in rows if r["sourcedId"] == scenario.year_group_pupil)
     assert (grades["path"], grades["old"], grades["new"]) == ("grades", '["7"]', '["8"]')
-    joined = [r for r in rows if r["sourcedId"] == scenario.joiner]
+    joined = [r for r in changes if r["sourcedId"] == scenario.joiner]
     assert len(joined) == 1 and joined[0]["change"] == "added" and joined[0]["path"] == ""
     assert (joined[0]["old_status"], joined[0]["new_status"]) == ("", "active")
 

@@ -138,7 +138,8 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(
     by_id: dict[str, list[dict[str, str]]] = {}
     for row in body:
         cells = dict(zip(header, row, strict=True))
-        by_id.setdefault(cells["sourcedId"], []).append(cells)
+        if cells["change"] not in ("new problem", "fixed problem"):  # data quality: below
+            by_id.setdefault(cells["sourcedId"], []).append(cells)
         for cell in row:
             if re.fullmatch(r"-\d+", cell):
                 continue  # a JSON number: a spreadsheet reads it as the number it is
@@ -195,10 +196,12 @@ def test_the_text_report_shows_control_characters_instead_of_obeying_them(
     assert "\\u202eevil\\u202c" in text and "\\x9b31mRed" in text and "Carol\\rOverwritten" in text
     assert "  [x\\x1b[2Jid]" in text and "  [x\\n# forged id]" in text
     assert f"    {printable(BAD_PATH)}: (none) → " in text
-    # One line per changed user, each ending in its own sourcedId: none forged.
+    # One line per changed user, each ending in its own sourcedId: none forged. (The
+    # data-quality part closes the report; its lines are checked below.)
+    quality_at = lines.index(next(line for line in lines if line.startswith("Data quality: ")))
     listed = [
         line
-        for line in lines[3:]
+        for line in lines[3:quality_at]
         if line.startswith("  ") and " → " not in line and not line.startswith("  ... ")
     ]
     expected = [*hostile.renamed, hostile.tab_user, hostile.number_user, *HOSTILE_IDS]
@@ -240,6 +243,7 @@ def _outside_code_spans(line: str) -> str:
 _OUR_HEADING = re.compile(
     r"# Changes for .*|## (People|Summary)|## [A-Za-z ]+: \d+[a-z ,]*"
     r"|## [A-Za-z ]+ \(\d+([;,] [a-z0-9 ]+ in the class moves above)?\)"
+    r"|## Data quality"
 )
 
 
@@ -298,6 +302,7 @@ def test_rendered_markdown_holds_only_the_reports_own_markup(hostile: Hostile) -
         f"<h2>Joined: {len(HOSTILE_IDS)} people</h2>",
         f"<h2>Identity changes: {len(hostile.renamed) + 1} people</h2>",
         "<h2>Other changes to users (1)</h2>",
+        "<h2>Data quality</h2>",
     ]
     for table in re.findall(r"<table>.*?</table>", html, re.S):
         rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
@@ -305,7 +310,10 @@ def test_rendered_markdown_holds_only_the_reports_own_markup(hostile: Hostile) -
     records = len(hostile.renamed) + 2 + len(HOSTILE_IDS)
     fields = len(hostile.renamed) + 2 + 3  # givenName; middleName, email; three in metadata
     headline = 3  # who joined, who left, the rest
-    assert html.count("<li>") == headline + records + fields  # no list item forged, none lost
+    changes_part, quality_part = html.split("<h2>Data quality</h2>")
+    assert changes_part.count("<li>") == headline + records + fields  # none forged, none lost
+    # The data-quality part: the hostile emails are new problems, listed as list items too.
+    assert "<li>New: <code>invalid-email (error)</code>: " in quality_part
 
 
 def test_markdown_code_spans_hold_any_text() -> None:

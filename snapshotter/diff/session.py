@@ -14,6 +14,7 @@ from ..archive.changes import memory_changes_db, open_changes_db, write_transact
 from ..archive.layout import ArchiveError, SnapshotInfo
 from ..atomic import write_atomically
 from ..report import load_report, render
+from ..safe_text import printable
 from .run import diff_into
 from .volume import MassChange
 
@@ -109,6 +110,7 @@ def run_and_render(
             # The run is committed: reading it back waits out another diff's save however long.
             conn.execute(f"PRAGMA busy_timeout = {READ_WAIT_MS}")
         report = load_report(conn, result.run_id)
+        report.cache["quality"] = _quality(old, new, saved)
         if output is None:
             render(report, output_format, out or sys.stdout, examples=examples)
         else:
@@ -118,3 +120,19 @@ def run_and_render(
     if save_error is not None:
         raise save_error
     return DiffOutcome(result.run_id, saved, result.mass_changes, result.rollover)
+
+
+def _quality(old: SnapshotInfo, new: SnapshotInfo, saved: Path | None) -> object:
+    """The report's data-quality part: each snapshot's findings (kept in changes.db when the
+    run was saved) compared. The checks failing costs the report that part, never the report."""
+    from ..quality.compare import quality_changes
+
+    try:
+        return quality_changes(old, new, saved)
+    except Exception as exc:  # noqa: BLE001 - a report without its quality part, and why
+        print(
+            printable(f"Warning: the report has no data-quality part: {exc}"),
+            file=sys.stderr,
+            flush=True,
+        )
+        return None

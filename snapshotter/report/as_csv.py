@@ -66,3 +66,26 @@ def render_csv(report: Report, out: TextIO) -> None:
             write((*head, None, None, None, *statuses))
         for field in change.fields:
             write((*head, field.path, field.old, field.new, *statuses))
+    # Data-quality problems new since OLD and fixed: the rule as the path, the message as the
+    # new (or old) value.
+    quality = report.quality
+    if quality is not None:
+        for finding in quality.new:
+            write(quality_row(finding, "new problem", None, finding.message))
+        for finding in quality.fixed:
+            write(quality_row(finding, "fixed problem", finding.message, None))
+
+
+def quality_row(finding: Any, change: str, old: Any, new: Any) -> tuple[Any, ...]:
+    """A data-quality problem as a row: no record status (it is the finding's, not a change's)."""
+    return (
+        finding.entity,
+        finding.sourcedId,
+        change,
+        finding.label,
+        finding.rule,
+        old,
+        new,
+        None,
+        None,
+    )

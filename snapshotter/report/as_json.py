@@ -57,6 +57,7 @@ def render_json(report: Report, out: TextIO) -> None:
         ("headline", report.headline),
         ("summary", report.summary),
         ("volume", volume),
+        ("quality", None if report.quality is None else report.quality.as_json()),
     ):
         body = _dumps(value, indent=2).replace("\n", "\n  ")
         out.write(_escape_raw(f'  "{key}": {body},\n'))

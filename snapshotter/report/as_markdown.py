@@ -142,6 +142,28 @@ def render_markdown(report: Report, out: TextIO, *, examples: int | None = None)
         out.write(f"\n> **Volume:** {escape(line)}\n")
     if report.total == 0:
         out.write("\nNo changes.\n")
+        _quality(out, report, examples)
         return
     for section in [*people_sections(report), *record_sections(report)]:
         _section(out, section, examples)
+    _quality(out, report, examples)
+
+
+def _quality(out: TextIO, report: Report, examples: int | None) -> None:
+    from ..quality.compare import QUALITY_EXAMPLES, quality_headline, rule_title
+
+    quality = report.quality
+    if quality is None:
+        return
+    out.write(f"\n## Data quality\n\n- {escape(quality_headline(quality))}\n")
+    cap = min(examples or QUALITY_EXAMPLES, QUALITY_EXAMPLES)
+    for which in ("new", "fixed"):
+        for rule, findings in quality.by_rule(which):
+            out.write(f"- {which.capitalize()}: {code(rule_title(rule))}: {len(findings)}\n")
+            for finding in findings[:cap]:
+                out.write(
+                    f"  - {escape(finding.label)} {code(finding.sourcedId)}: "
+                    f"{escape(finding.message)}\n"
+                )
+            if len(findings) > cap:
+                out.write(f"  - … and {len(findings) - cap} more\n")

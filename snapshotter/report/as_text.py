@@ -49,6 +49,7 @@ def render_text(report: Report, out: TextIO, *, examples: int | None = None) -> 
     out.write(f"  to   {printable(snapshot_line(report.new))}\n\n")
     if report.total == 0:
         out.write("No changes.\n")
+        _quality(out, report, examples)
         return
     for line in headline_lines(report, report.headline):
         out.write(_text(line) + "\n")
@@ -62,3 +63,24 @@ def render_text(report: Report, out: TextIO, *, examples: int | None = None) -> 
         out.write("\n" + "\n".join(f"Volume: {printable(line)}" for line in volume) + "\n")
     for section in [*people_sections(report), *record_sections(report)]:
         _section(out, section, examples)
+    _quality(out, report, examples)
+
+
+def _quality(out: TextIO, report: Report, examples: int | None) -> None:
+    from ..quality.compare import QUALITY_EXAMPLES, quality_headline, rule_title
+
+    quality = report.quality
+    if quality is None:
+        return
+    out.write(f"\nData quality: {quality_headline(quality)}\n")
+    cap = min(examples or QUALITY_EXAMPLES, QUALITY_EXAMPLES)
+    for which in ("new", "fixed"):
+        for rule, findings in quality.by_rule(which):
+            out.write(f"  {which.capitalize()}: {rule_title(rule)}: {len(findings)}\n")
+            for finding in findings[:cap]:
+                out.write(
+                    f"    {printable(finding.label)}  [{printable(finding.sourcedId)}]: "
+                    f"{printable(finding.message)}\n"
+                )
+            if len(findings) > cap:
+                out.write(f"    … and {len(findings) - cap} more\n")

@@ -63,6 +63,12 @@ class Report:
         return self.cache["headline"]
 
     @property
+    def quality(self) -> Any:
+        """Problems new since OLD and fixed (`quality.compare.QualityChanges`), when the diff
+        that made this report computed them; None otherwise."""
+        return self.cache.get("quality")
+
+    @property
     def total(self) -> int:
         return sum(n for kinds in self.summary.values() for n in kinds.values())
 

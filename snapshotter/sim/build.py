@@ -10,6 +10,8 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from stdnum.gb import upn
+
 from .curriculum import (
     CORE_BY_YEAR,
     FORM_SIZE,
@@ -35,6 +37,33 @@ SHOWCASE_NAMES = (("Zoë", "O'Brien", None), ("Seán", "Ó Súilleabháin", "Ós
 # Admission numbers of pupils made by added events: a range of their own (see `added_events`).
 ADDED_EVENTS_FIRST_ADMISSION = 900_001
 CLASS_TITLE_LABELS = ("Higher", "Foundation", "Group A", "Group B", "Extension", "Support")
+
+
+# Local authorities that issue the school's pupils' UPNs: DfE LA numbers, all known to
+# python-stdnum's `stdnum.gb.upn` (which checks the LA as well as the check letter).
+UPN_LA_NUMBERS = (*range(201, 214), *range(301, 314))
+
+
+def upn_with_check_letter(digits: str) -> str:
+    """A UPN from its 12 digits: the DfE check letter (computed by python-stdnum) first."""
+    return upn.calc_check_digit(digits) + digits
+
+
+def pupil_upn(rng: random.Random, admission: int, intake_year: int) -> str:
+    """A real UPN: check letter, LA (3 digits), establishment (4), issue year (2), serial (3).
+
+    The establishment and serial digits hold the school's admission number, unique within the
+    school, so no two pupils share a UPN. It takes the same three draws from `rng` the earlier
+    (invalid) UPNs took, so every other record the generator makes is as it was.
+    """
+    la = UPN_LA_NUMBERS[rng.randrange(26)]
+    rng.randrange(10**11)
+    rng.randrange(26)
+    admission_digits = f"{admission:07d}"
+    issue_year = (intake_year - 7) % 100  # allocated on entry to primary school
+    return upn_with_check_letter(
+        f"{la}{admission_digits[:4]}{issue_year:02d}{admission_digits[4:]}"
+    )
 
 
 class SchoolState:
@@ -172,8 +201,7 @@ class SchoolState:
         self._next_admission += 1
         intake_year = school_year_dates(self.school_year_index).end_year - (year - 6)
         username = self.pupil_username(given, family, intake_year)
-        upn = f"{chr(ord('A') + self.rng.randrange(26))}{self.rng.randrange(10**11):011d}"
-        upn += chr(ord("A") + self.rng.randrange(26))
+        upn = pupil_upn(self.rng, admission, intake_year)
         record = self._user_record(
             sourced_id,
             "student",

@@ -79,6 +79,12 @@ def describe_term(term: int) -> str:
     help="Server time a `sort` costs per 1,000 records, on every request (unindexed).",
 )
 @click.option("--quirk-seed", default=0, help="Seed for random errors and shuffling.")
+@click.option(
+    "--plant-problems",
+    is_flag=True,
+    help="Plant a known data problem of every `snapshotter check` rule; GET "
+    "/_sim/problems gives the ground truth.",
+)
 def serve(
     host: str,
     port: int,
@@ -102,6 +108,7 @@ def serve(
     tied_order: bool,
     sort_cost_ms_per_1000: float,
     quirk_seed: int,
+    plant_problems: bool,
 ) -> None:
     """Serve the synthetic school as Xporter's OneRoster v1.1 API until interrupted.
 
@@ -137,7 +144,14 @@ def serve(
         seed=quirk_seed,
     )
     click.echo(f"Generating a school of {pupils} pupils (seed {seed}, term {term})...", err=True)
-    state = SimState(seed=seed, pupils=pupils, term=term, clients=accepted, quirks=quirks)
+    state = SimState(
+        seed=seed,
+        pupils=pupils,
+        term=term,
+        clients=accepted,
+        quirks=quirks,
+        plant_problems=plant_problems,
+    )
     sock = bind_socket(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     root = f"http://{bound_host}:{bound_port}"
@@ -149,6 +163,8 @@ def serve(
     for client, secret in state.clients.items():
         click.echo(f"  {client}:{secret}")
     click.echo(f"Control:  GET {root}{CONTROL_PREFIX}/state, POST {root}{CONTROL_PREFIX}/term")
+    if plant_problems:
+        click.echo(f"Planted:  GET {root}{CONTROL_PREFIX}/problems (the ground truth)")
     click.echo("Press Ctrl-C to stop.")
     # uvicorn re-raises the Ctrl-C it handled once it has shut down: a normal way out.
     with contextlib.suppress(KeyboardInterrupt):
@@ -173,7 +189,15 @@ def serve(
     default=False,
     help="Also write changes.json: what changed since the term before (ground truth).",
 )
-def generate(pupils: int, term: int, seed: int, out_dir: Path, with_changes: bool) -> None:
+@click.option(
+    "--plant-problems",
+    is_flag=True,
+    help="Plant a known data problem of every `snapshotter check` rule, and write their "
+    "ground truth (rule: sourcedIds) to planted-problems.json.",
+)
+def generate(
+    pupils: int, term: int, seed: int, out_dir: Path, with_changes: bool, plant_problems: bool
+) -> None:
     """Write the synthetic school at a term as <collection>.json API envelopes."""
     from .school import changes
     from .school import generate as generate_school
@@ -183,11 +207,22 @@ def generate(pupils: int, term: int, seed: int, out_dir: Path, with_changes: boo
             "--changes needs --term 1 or more: term 0 has no term before it to compare with"
         )
     school = generate_school(seed=seed, pupils=pupils, term=term)
+    truth: dict[str, list[str]] | None = None
+    if plant_problems:
+        from .problems import plant_problems as plant
+
+        school, truth = plant(school)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in COLLECTIONS:
         path = out_dir / f"{name}.json"
         path.write_text(json.dumps({name: school[name]}, ensure_ascii=False), encoding="utf-8")
         click.echo(f"{path}: {len(school[name])} records")
+    if truth is not None:
+        from .problems import PROBLEMS_FILE
+
+        (out_dir / PROBLEMS_FILE).write_text(json.dumps(truth, indent=1), encoding="utf-8")
+        planted = sum(len(ids) for ids in truth.values())
+        click.echo(f"{out_dir / PROBLEMS_FILE}: {planted} findings planted, {len(truth)} rules")
     if with_changes:
         truth = [
             dataclasses.asdict(change) for change in changes(seed=seed, pupils=pupils, term=term)

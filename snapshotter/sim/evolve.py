@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import random
 
-from .build import CLASS_TITLE_LABELS, GUIDE_PUPIL_ID, SchoolState, leave
+from .build import (
+    CLASS_TITLE_LABELS,
+    GUIDE_PUPIL_ID,
+    UPN_LA_NUMBERS,
+    SchoolState,
+    leave,
+    upn_with_check_letter,
+)
 from .curriculum import (
     YEARS,
     change_window_s,
@@ -334,9 +341,12 @@ def _change_names(state: SchoolState) -> None:
             user_ids = [dict(entry) for entry in record["userIds"]]
             for entry in user_ids:
                 if entry["type"] == "UPN":
-                    # A typo fixed in the MIS: one character of the UPN corrected.
-                    digits = entry["identifier"]
-                    entry["identifier"] = digits[:5] + str((int(digits[5]) + 1) % 10) + digits[6:]
+                    # Corrected in the MIS: the issuing LA was wrong. Still a valid UPN (a new
+                    # check letter), and no other pupil's: the admission digits are unchanged.
+                    digits = entry["identifier"][1:]
+                    la = UPN_LA_NUMBERS.index(int(digits[:3])) if digits[:3].isdigit() else 0
+                    new_la = UPN_LA_NUMBERS[(la + 1) % len(UPN_LA_NUMBERS)]
+                    entry["identifier"] = upn_with_check_letter(f"{new_la}{digits[3:]}")
             roster.edit("users", user_id, userIds=user_ids)
 
 

@@ -54,13 +54,22 @@ def _school_at(seed: int, pupils: int, term: int) -> tuple[SchoolState, ActionLo
     return state, log
 
 
-def generate(seed: int = 1, pupils: int = 1000, term: int = 0) -> dict[str, list[Record]]:
+def generate(
+    seed: int = 1, pupils: int = 1000, term: int = 0, plant_problems: bool = False
+) -> dict[str, list[Record]]:
     """Every collection of the school at `term`, records exactly as Xporter's JSON holds them.
 
     Includes tobedeleted records. The result is freshly built on each call: the caller owns it.
+    `plant_problems` plants a known set of data problems (`problems.plant_problems`; their
+    ground truth is `problems.planted_problems`).
     """
     state, _ = _school_at(seed, pupils, term)
-    return state.roster.as_collections()
+    collections = state.roster.as_collections()
+    if plant_problems:
+        from .problems import plant_problems as plant
+
+        collections, _ = plant(collections)
+    return collections
 
 
 def changes(seed: int, pupils: int, term: int) -> list[Change]:

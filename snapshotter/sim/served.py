@@ -54,13 +54,13 @@ def dumps_record(record: dict[str, Any]) -> bytes:
 
 @functools.lru_cache(maxsize=8)
 def term_data(
-    seed: int, pupils: int, term: int
+    seed: int, pupils: int, term: int, plant_problems: bool = False
 ) -> dict[str, tuple[tuple[dict[str, Any], ...], tuple[bytes, ...]]]:
     """The school at a term with each record's JSON, shared by every server in the process.
 
     Treated as immutable: a server that drifts works on its own copy of the lists.
     """
-    school = generate(seed=seed, pupils=pupils, term=term)
+    school = generate(seed=seed, pupils=pupils, term=term, plant_problems=plant_problems)
     return {
         name: (tuple(school[name]), tuple(dumps_record(r) for r in school[name]))
         for name in COLLECTIONS

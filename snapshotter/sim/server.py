@@ -125,9 +125,11 @@ class SimState:
         term: int = 0,
         clients: dict[str, str] | None = None,
         quirks: Quirks | None = None,
+        plant_problems: bool = False,
     ) -> None:
         self.seed = seed
         self.pupils = pupils
+        self.plant_problems = plant_problems  # serve the school with its known data problems
         self.clients = dict(DEFAULT_CLIENTS if clients is None else clients)
         self.quirks = quirks if quirks is not None else Quirks()
         self.tokens: dict[str, IssuedToken] = {}
@@ -149,7 +151,7 @@ class SimState:
 
     def set_term(self, term: int) -> None:
         """Serve the school at `term` from now on (drift is undone, tokens stay valid)."""
-        data = term_data(self.seed, self.pupils, term)
+        data = term_data(self.seed, self.pupils, term, self.plant_problems)
         self._collections = {
             name: ServedCollection(name, records, bodies)
             for name, (records, bodies) in data.items()
@@ -638,6 +640,10 @@ async def _control(state: SimState, scope: Scope, receive: Receive, action: str)
     """`/_sim/...`: switch term, change quirks, read the server's state. No auth: loopback."""
     if action == "state" and scope["method"] == "GET":
         return json_response(200, _state_summary(state))
+    if action == "problems" and scope["method"] == "GET":
+        # The ground truth of the planted problems at the term served ({} when none planted).
+        truth = await asyncio.to_thread(_planted_truth, state)
+        return json_response(200, truth)
     if scope["method"] != "POST" or action not in ("term", "quirks"):
         return ims_error(404, f"No control endpoint {scope['method']} {action!r}", "unknownobject")
     try:
@@ -654,6 +660,14 @@ async def _control(state: SimState, scope: Scope, receive: Receive, action: str)
     except (ValueError, KeyError, TypeError) as error:
         return ims_error(400, f"Bad control request: {error}", "invalid_data")
     return json_response(200, _state_summary(state))
+
+
+def _planted_truth(state: SimState) -> dict[str, list[str]]:
+    if not state.plant_problems:
+        return {}
+    from .problems import planted_problems
+
+    return planted_problems(seed=state.seed, pupils=state.pupils, term=state.term)
 
 
 def quirks_from_json(current: Quirks, payload: dict[str, Any]) -> Quirks:
@@ -677,6 +691,7 @@ def _state_summary(state: SimState) -> dict[str, Any]:
         "seed": state.seed,
         "pupils": state.pupils,
         "term": state.term,
+        "plant_problems": state.plant_problems,
         "counts": state.counts(),
         "requests": len(state.request_log),
         "records_served": state.records_served,
@@ -794,8 +809,16 @@ class SimServer:
         clients: dict[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        plant_problems: bool = False,
     ) -> None:
-        self.state = SimState(seed=seed, pupils=pupils, term=term, clients=clients, quirks=quirks)
+        self.state = SimState(
+            seed=seed,
+            pupils=pupils,
+            term=term,
+            clients=clients,
+            quirks=quirks,
+            plant_problems=plant_problems,
+        )
         self._socket = bind_socket(host, port)
         bound_host, bound_port = self._socket.getsockname()[:2]
         self.root_url = f"http://{bound_host}:{bound_port}"
