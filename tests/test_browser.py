@@ -190,6 +190,73 @@ def users_table_says_what_it_and_its_columns_hold(page: Any, site: Site) -> None
     assert page.locator("table.rows-and-columns tbody tr").count() > 0
 
 
+def _a_leaver(site: Site) -> tuple[str, str]:
+    """(sourcedId, surname) of a pupil who left in the first saved run."""
+    with closing(sqlite3.connect(site.archive.path / "changes.db")) as conn:
+        (sourced_id,) = conn.execute(
+            "SELECT sourcedId FROM leavers WHERE run_id = ? AND role = 'student' "
+            "ORDER BY sourcedId LIMIT 1",
+            (site.archive.run_ids[0],),
+        ).fetchone()
+    with closing(sqlite3.connect(site.archive.snapshots[0])) as conn:
+        (surname,) = conn.execute(
+            "SELECT familyName FROM users WHERE sourcedId = ?", (sourced_id,)
+        ).fetchone()
+    return sourced_id, surname
+
+
+def search_the_school_for_a_leaver(page: Any, site: Site) -> None:
+    _, surname = _a_leaver(site)
+    school = page.locator("section.school", has_text="Quarrendon Academy")
+    school.locator("form.history-search input[name=q]").fill(surname)
+    school.locator("form.history-search input[type=submit]").click()
+    page.wait_for_url("**/-/snapshotter/search/**")
+
+
+def search_finds_the_leaver_and_says_they_left(page: Any, site: Site) -> None:
+    sourced_id, _ = _a_leaver(site)
+    hit = page.locator(f'tr.hit[data-sourced-id="{sourced_id}"]')
+    assert hit.count() == 1
+    assert "left" in hit.locator("td.where").inner_text()
+
+
+def search_then_open_the_leavers_history(page: Any, site: Site) -> None:
+    search_the_school_for_a_leaver(page, site)
+    sourced_id, _ = _a_leaver(site)
+    page.locator(f'tr.hit[data-sourced-id="{sourced_id}"] a').first.click()
+    page.wait_for_url(f"**/-/snapshotter/history/**/users/{sourced_id}")
+
+
+def history_shows_when_they_left_and_the_reports(page: Any, site: Site) -> None:
+    _, surname = _a_leaver(site)
+    assert surname in page.locator("h1").inner_text()
+    kinds = page.locator("tr.event td.kind").all_inner_texts()
+    assert (
+        kinds[0].startswith("first seen") or "first" in page.locator("li.first-seen").inner_text()
+    )
+    assert any("tobedeleted" in kind or "disappeared" in kind for kind in kinds), kinds
+    assert page.locator("tr.run").count() >= 1
+    assert page.locator("tr.enrollment").count() >= 1
+
+
+def compare_the_first_two_snapshots(page: Any, site: Site) -> None:
+    school = page.locator("section.school", has_text="Quarrendon Academy")
+    school.get_by_role("link", name="Compare any two snapshots").click()
+    page.wait_for_url("**/-/snapshotter/compare/**")
+    first, second = (path.stem for path in site.archive.snapshots[:2])
+    page.select_option("#compare-old", first)
+    page.select_option("#compare-new", second)
+    page.locator("form.compare input[type=submit]").click()
+    page.wait_for_url("**/-/snapshotter/compare/**old=**")
+
+
+def compare_counts_the_saved_runs_people(page: Any, site: Site) -> None:
+    people = page.locator("table.people tbody tr")
+    assert _numbers(page, people, HEADLINE_TOTALS + HEADLINE_COUNTS) == _expected(
+        site.headline(site.archive.run_ids[0])
+    )
+
+
 @dataclass(frozen=True)
 class Visit:
     """One page of the site: its screenshot's name, how a person reaches it from the home page,
@@ -217,6 +284,19 @@ VISITS = (
     Visit(
         "run", click_the_latest_run, run_shows_what_changed_with_the_clis_counts, full_page=False
     ),
+    Visit("search", search_the_school_for_a_leaver, search_finds_the_leaver_and_says_they_left),
+    Visit(
+        "history",
+        search_then_open_the_leavers_history,
+        history_shows_when_they_left_and_the_reports,
+        full_page=False,
+    ),
+    Visit(
+        "compare",
+        compare_the_first_two_snapshots,
+        compare_counts_the_saved_runs_people,
+        full_page=False,
+    ),  # fmt: skip
     Visit(
         "snapshot-users",
         click_the_latest_snapshot_then_its_users,

@@ -6,6 +6,7 @@ import copy
 import io
 import json
 import os
+import re
 import sqlite3
 from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
@@ -15,12 +16,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from helpers_diff import write_snapshot
-from helpers_serve import save_diff
+from helpers_serve import get, save_diff
 
 from snapshotter.archive.layout import SnapshotInfo
 from snapshotter.archive.locks import RUN_LOCK, hold
 from snapshotter.archive.retention import plan
 from snapshotter.cli import cli
+from snapshotter.datasette.app import make_datasette
 from snapshotter.report import load_report, render
 from snapshotter.sim.school import generate
 
@@ -129,6 +131,9 @@ def test_a_saved_report_says_its_snapshot_was_pruned(
     assert f"{paths['300'].stem} (taken" in text.getvalue()
     assert "file pruned" in text.getvalue()
     assert json.loads(as_json.getvalue())["from"]["pruned_at"] is not None
+    page = get(make_datasette(tmp_path), f"/-/snapshotter/runs/{run_id}")
+    assert page.status_code == 200
+    assert re.search(r'<tr class="pruned"><th>File pruned</th><td>\d{4}-', page.text)
 
 
 def _info(day: str) -> SnapshotInfo:

@@ -16,11 +16,13 @@ from typing import Any
 from click.testing import CliRunner, Result
 from helpers_diff import write_snapshot
 from helpers_fetch import ESTAB, RP, SECRET
+from helpers_serve import get
 from helpers_smtp import Mailbox, smtp_server
 
 from snapshotter.archive.layout import list_archive
 from snapshotter.archive.locks import RUN_LOCK, hold
 from snapshotter.cli import cli
+from snapshotter.datasette.app import make_datasette
 from snapshotter.sim.quirks import Quirks
 from snapshotter.sim.school import generate
 
@@ -93,6 +95,8 @@ def test_one_schools_bad_secret_is_alerted_and_the_other_gets_its_report_and_dig
             "FROM job_schools WHERE job_id = 2 ORDER BY school"
         ).fetchall()
     assert jobs == [("failed",), ("failed",)]
+    home = get(make_datasette(archive), "/").text  # the site links the job's history
+    assert 'href="/changes/job_runs?_sort_desc=id"' in home
     assert rows == [("Brook Primary", 0, "fetch", 0, 0, 1), ("Hillside Academy", 1, None, 1, 1, 0)]
 
 

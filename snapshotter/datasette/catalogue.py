@@ -93,6 +93,19 @@ def _runs(conn: sqlite3.Connection, path: Path) -> list[dict[str, Any]]:
     return runs
 
 
+def has_job_history(archive: Path) -> bool:
+    """Whether `snapshotter run` has recorded a job in `changes.db` (its tables exist then)."""
+    conn = open_changes(archive)
+    if conn is None:
+        return False
+    with closing(conn):
+        return bool(
+            conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'job_runs'"
+            ).fetchone()[0]
+        )
+
+
 def schools(archive: Path) -> list[School]:
     """Every school of the archive: its snapshots, oldest first, and its saved diff runs."""
     listing = list_archive(archive)

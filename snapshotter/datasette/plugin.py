@@ -184,6 +184,7 @@ async def home(datasette: Any, request: Any) -> Response:
                 "site_title": datasette.metadata("title") or "Snapshotter archive",
                 "utc_text": utc_text,
                 "chart": chart.school_chart,
+                "job_history": await asyncio.to_thread(catalogue.has_job_history, archive),
             },
             request=request,
         )

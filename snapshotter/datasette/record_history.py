@@ -19,7 +19,7 @@ from ..canonical import comparable_record
 from ..diff.fields import field_changes
 from ..model import ENTITY_BY_COLLECTION
 from ..report.labels import class_name, enrollment_label, person_name, record_label
-from ..report.wording import show
+from ..report.wording import show, utc_text
 
 SEARCH_LIMIT = 100
 # Words of a search as FTS5 reads them (letters and digits); everything else separates words,
@@ -160,7 +160,8 @@ def record_events(
                 Event(
                     kind="disappeared",
                     snapshot=snapshots[gone_seq],
-                    note=f"not in this snapshot; last seen {snapshots[last_seq].taken_at}",
+                    note="not in this snapshot; last seen "
+                    + utc_text(snapshots[last_seq].taken_at),
                 )
             )
         before, gone_before = record, gone_seq is not None
