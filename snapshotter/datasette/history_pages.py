@@ -15,7 +15,9 @@ Datasette's own search box.
 from __future__ import annotations
 
 import asyncio
-from contextlib import closing
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -81,16 +83,30 @@ def _catch_up(archive: Path, estab: str) -> str | None:
     return None
 
 
-def _history_data(archive: Path, estab: str, entity: str, sourced_id: str) -> dict[str, Any]:
+@contextmanager
+def _index_view(
+    archive: Path, estab: str
+) -> Iterator[tuple[sqlite3.Connection | None, str | None]]:
+    """The record index brought up to date for `estab` and read in one transaction (one
+    consistent view while another process indexes), with the problem met on the way, if any;
+    no connection when the index cannot be read (the problem says why)."""
     problem = _catch_up(archive, estab)
     try:
         conn = open_for_reading(archive)
     except HistoryIndexError as exc:
         conn, problem = None, str(exc)
     if conn is None:
-        return {"unavailable": problem or "the record index has not been built yet"}
+        yield None, problem or "the record index has not been built yet"
+        return
     with closing(conn):
-        conn.execute("BEGIN")  # one consistent view while another process indexes
+        conn.execute("BEGIN")
+        yield conn, problem
+
+
+def _history_data(archive: Path, estab: str, entity: str, sourced_id: str) -> dict[str, Any]:
+    with _index_view(archive, estab) as (conn, problem):
+        if conn is None:
+            return {"unavailable": problem}
         snapshots = record_history.school_snapshots(conn, estab)
         if not snapshots:
             return {"school_missing": True, "problem": problem}
@@ -118,15 +134,9 @@ def _history_data(archive: Path, estab: str, entity: str, sourced_id: str) -> di
 
 
 def _search_data(archive: Path, estab: str, text: str) -> dict[str, Any]:
-    problem = _catch_up(archive, estab)
-    try:
-        conn = open_for_reading(archive)
-    except HistoryIndexError as exc:
-        conn, problem = None, str(exc)
-    if conn is None:
-        return {"unavailable": problem or "the record index has not been built yet"}
-    with closing(conn):
-        conn.execute("BEGIN")  # one consistent view while another process indexes
+    with _index_view(archive, estab) as (conn, problem):
+        if conn is None:
+            return {"unavailable": problem}
         snapshots = record_history.school_snapshots(conn, estab)
         if not snapshots and not school_dir(archive, estab).is_dir():
             return {"school_missing": True}
