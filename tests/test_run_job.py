@@ -156,3 +156,34 @@ def test_two_overlapping_runs_one_waits_out_and_the_archive_stays_whole(
     assert first.returncode == 0, err.decode()
     (info,) = list_archive(archive).snapshots
     assert info.complete
+
+
+def test_a_run_killed_half_way_leaves_a_consistent_archive_and_the_next_picks_up(
+    sim_server: Any, tmp_path: Path
+) -> None:
+    """SIGKILL during the fetch: no snapshot half-made, the job marked interrupted by the next
+    run, which fetches and finishes as if nothing happened."""
+    slow = sim_server(pupils=40, quirks=Quirks(latency_s=1.0))
+    archive = tmp_path / "archive"
+    with smtp_server() as mailbox:
+        config = write_config(tmp_path / "snapshotter.toml", slow, slow, mailbox, archive)
+        env = {**os.environ, **NO_ENV, "HILLSIDE_SECRET": SECRET}
+        command = [sys.executable, "-c", "from snapshotter.cli import cli; cli()", "run",
+                   "--config", str(config), "--school", "Hillside Academy", *FAST]  # fmt: skip
+        doomed = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while not list(archive.glob("*/.*.partial")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert list(archive.glob("*/.*.partial")), "the run never began writing a snapshot"
+        doomed.kill()
+        doomed.communicate(timeout=60)
+        assert list_archive(archive).snapshots == []  # nothing that looks like a snapshot
+        slow.quirks = Quirks()
+        again = run(config, "--school", "Hillside Academy")
+    assert again.exit_code == 0, again.output
+    (info,) = list_archive(archive).snapshots
+    assert info.complete
+    assert list(archive.glob("*/.*.partial")) == []  # the dead run's file is cleared
+    with closing(sqlite3.connect(archive / "changes.db")) as conn:
+        jobs = conn.execute("SELECT status FROM job_runs ORDER BY id").fetchall()
+    assert jobs == [("interrupted",), ("ok",)]
