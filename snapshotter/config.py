@@ -46,7 +46,7 @@ from typing import Any
 
 from .api.defaults import PRODUCTION_BASE_URL
 from .archive.snapshot import parse_drop_fields
-from .digest.settings import TLS_MODES, MailSettings
+from .digest.settings import TLS_MODES, MailSettings, address_problem
 
 DEFAULT_CONFIG = Path("snapshotter.toml")
 
@@ -139,8 +139,12 @@ def _addresses(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...
     value = table.get(key, [])
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and "@" in v for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}: `{key}` must be a list of email addresses")
+    for address in value:
+        problem = address_problem(address)
+        if problem is not None:
+            raise ConfigError(f"{where}: `{key}`: {problem}")
     return tuple(v.strip() for v in value)
 
 
@@ -151,8 +155,16 @@ def _url(table: Mapping[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def _mail(table: Any, where: str) -> MailSettings:
-    at = f"{where}, [mail]"
+def _sender(table: Mapping[str, Any], at: str) -> str | None:
+    sender = _text(table, "from", at, required=False)
+    problem = address_problem(sender) if sender else None
+    if problem is not None:
+        raise ConfigError(f"{at}: `from`: {problem}")
+    return sender
+
+
+def _mail(table: Any, path: Path) -> MailSettings:
+    at = f"{path}, [mail]"
     if not isinstance(table, Mapping):
         raise ConfigError(f"{at}: expected a table")
     if _SECRET_KEYS & set(table):
@@ -171,9 +183,9 @@ def _mail(table: Any, where: str) -> MailSettings:
         tls=tls,
         username=_text(table, "username", at, required=False),
         password_env=_text(table, "password_env", at, required=False),
-        password_file=Path(password_file).expanduser() if password_file else None,
-        sender=_text(table, "from", at, required=False),
-        ca_file=Path(ca_file).expanduser() if ca_file else None,
+        password_file=_relative_to(path, password_file) if password_file else None,
+        sender=_sender(table, at),
+        ca_file=_relative_to(path, ca_file) if ca_file else None,
     )
 
 
@@ -251,7 +263,7 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
     if duplicates:
         raise ConfigError(f"{where}: school names must be unique: {', '.join(duplicates)}")
     mail_table = document.get("mail")
-    mail = _mail(mail_table, where) if mail_table is not None else None
+    mail = _mail(mail_table, path) if mail_table is not None else None
     alert_to = _addresses(mail_table, "alert_to", f"{where}, [mail]") if mail_table else ()
     stale_after = document.get("stale_after", 3)
     if not isinstance(stale_after, int) or isinstance(stale_after, bool) or stale_after < 1:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .archive import jobs
-from .archive.layout import CHANGES_DB, ArchiveError, SnapshotInfo, list_archive
+from .archive.layout import CHANGES_DB, ArchiveError, SnapshotInfo, list_archive, read_only_uri
 from .config import Config, SchoolConfig
 from .digest.settings import MailError, MailSettings
 from .fetch import FetchSettings, SchoolResult, SchoolTarget, fetch_schools
@@ -107,15 +108,6 @@ def _targets(schools: list[SchoolConfig], settings: JobSettings) -> list[SchoolT
     ]
 
 
-def _previous_complete(archive: Path, new: SnapshotInfo) -> SnapshotInfo | None:
-    earlier = [
-        info
-        for info in list_archive(archive, new.estab).snapshots
-        if info.complete and info.path != new.path and info.taken_at < new.taken_at
-    ]
-    return max(earlier, key=lambda info: info.taken_at, default=None)
-
-
 def _newest_complete(archive: Path, estab: str) -> SnapshotInfo | None:
     complete = [info for info in list_archive(archive, estab).snapshots if info.complete]
     return max(complete, key=lambda info: info.taken_at, default=None)
@@ -146,37 +138,101 @@ def _index(archive: Path, snapshot: Path, say: Say) -> None:
         say(warning)
 
 
-def _diff(archive: Path, new: SnapshotInfo, outcome: SchoolOutcome) -> None:
+# A run killed between its fetch and its diff (or whose diff failed) leaves a snapshot no report
+# ends at: the next run diffs those windows too, up to this many; older ones are said.
+MISSED_WINDOWS_KEPT_UP = 7
+
+
+def _last_reported(archive: Path, estab: str) -> str | None:
+    """The name of the school's newest snapshot that a saved diff run ends at."""
+    changes_db = archive / CHANGES_DB
+    if not changes_db.is_file():
+        return None
+    with closing(sqlite3.connect(read_only_uri(changes_db), uri=True)) as conn:
+        row = conn.execute(
+            "SELECT s.name FROM diff_runs d JOIN snapshots s ON s.id = d.new_snapshot "
+            "WHERE d.estab = ? ORDER BY s.taken_at DESC LIMIT 1",
+            (estab,),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def windows_to_diff(
+    archive: Path, new: SnapshotInfo
+) -> tuple[list[tuple[SnapshotInfo, SnapshotInfo]], int]:
+    """The pairs of consecutive complete snapshots to diff, oldest first, ending at `new`: from
+    the newest snapshot a saved report ends at (windows a killed run left unreported included),
+    else just the last pair; and how many older unreported windows were left out."""
+    complete = sorted(
+        (
+            i
+            for i in list_archive(archive, new.estab).snapshots
+            if i.complete and i.taken_at <= new.taken_at
+        ),
+        key=lambda info: info.taken_at,
+    )
+    names = [info.path.stem for info in complete]
+    if new.path.stem not in names or len(complete) < 2:
+        return [], 0
+    end = names.index(new.path.stem)
+    reported = _last_reported(archive, new.estab)
+    start = names.index(reported) if reported in names[:end] else end - 1
+    pairs = list(zip(complete[start:end], complete[start + 1 : end + 1], strict=True))
+    left_out = max(len(pairs) - MISSED_WINDOWS_KEPT_UP, 0)
+    return pairs[left_out:], left_out
+
+
+def _diff(archive: Path, new: SnapshotInfo, outcome: SchoolOutcome) -> list[tuple[int, int]]:
+    """Diff and save the new snapshot's window (and any left unreported before it); the
+    (run id, records changed) of each, oldest first."""
     from .diff.run import diff_and_save
 
+    runs: list[tuple[int, int]] = []
     try:
-        old = _previous_complete(archive, new)
-        if old is None:
+        pairs, left_out = windows_to_diff(archive, new)
+        if not pairs:
             outcome.steps["diff"] = "skipped: the school's first complete snapshot"
-            return
-        result = diff_and_save(old, new, archive / CHANGES_DB)
+            return runs
+        for old, newer in pairs:
+            result = diff_and_save(old, newer, archive / CHANGES_DB)
+            changed = sum(n for kinds in result.summary.values() for n in kinds.values())
+            runs.append((result.run_id, changed))
     except (ArchiveError, sqlite3.Error, OSError) as exc:
         outcome.fail("diff", str(exc))
-        return
-    outcome.diff_run_id = result.run_id
-    outcome.records_changed = sum(n for kinds in result.summary.values() for n in kinds.values())
-    outcome.steps["diff"] = "ok"
+        return runs
+    outcome.diff_run_id, outcome.records_changed = runs[-1]
+    caught_up = [str(run_id) for run_id, _ in runs[:-1]]
+    outcome.steps["diff"] = "ok" + (
+        f" (and {len(caught_up)} window(s) an earlier run left unreported: runs "
+        f"{', '.join(caught_up)})"
+        if caught_up
+        else ""
+    )
+    if left_out:
+        outcome.fail(
+            "diff",
+            f"{left_out} older window(s) between snapshots were never reported: diff them with "
+            "`snapshotter diff OLD NEW`",
+        )
+    return runs
 
 
-def _mail_digest(
+def _mail_digests(
     archive: Path,
     school: SchoolConfig,
     mail: MailSettings | None,
     outcome: SchoolOutcome,
+    runs: list[tuple[int, int]],
     always: bool,
 ) -> None:
     from .digest.content import DigestError, read_digest
     from .digest.message import build_message
     from .digest.smtp import send
 
-    if outcome.diff_run_id is None:
+    to_mail = [run_id for run_id, changed in runs if changed or always]
+    if not runs:
         return
-    if not outcome.records_changed and not always:
+    if not to_mail:
         outcome.steps["mail"] = "skipped: nothing changed"
         return
     if not school.to:
@@ -185,24 +241,26 @@ def _mail_digest(
     if mail is None:
         outcome.fail("mail", "the config file has no [mail] server for the digest")
         return
-    try:
-        digest = read_digest(
-            archive / CHANGES_DB,
-            run_id=outcome.diff_run_id,
-            detail=school.detail,
-            datasette_url=school.datasette_url,
-        )
-        outcome.subject = digest.subject
-        send(build_message(digest, mail.sender, list(school.to)), mail, list(school.to))
-    except (DigestError, MailError) as exc:
-        outcome.fail(
-            "mail",
-            f"{exc} (the report is saved: `snapshotter digest --run "
-            f"{outcome.diff_run_id}` sends it again)",
-        )
-        return
+    for run_id in to_mail:
+        try:
+            digest = read_digest(
+                archive / CHANGES_DB,
+                run_id=run_id,
+                detail=school.detail,
+                datasette_url=school.datasette_url,
+            )
+            outcome.subject = digest.subject
+            send(build_message(digest, mail.sender, list(school.to)), mail, list(school.to))
+        except (DigestError, MailError) as exc:
+            outcome.fail(
+                "mail",
+                f"{exc} (the report is saved: `snapshotter digest --run {run_id}` sends it again)",
+            )
+            return
     outcome.mailed = True
-    outcome.steps["mail"] = f"ok: to {', '.join(school.to)}"
+    outcome.steps["mail"] = f"ok: to {', '.join(school.to)}" + (
+        f" ({len(to_mail)} digests)" if len(to_mail) > 1 else ""
+    )
 
 
 def _staleness(archive: Path, outcome: SchoolOutcome, now: datetime, limit: timedelta) -> None:
@@ -292,13 +350,16 @@ def run_job(
             new = _fetched(result, outcome)
             if new is not None:
                 _index(archive, new.path, say)
-                _diff(archive, new, outcome)
-                _mail_digest(archive, school, config.mail, outcome, settings.always_mail)
+                runs = _diff(archive, new, outcome)
+                _mail_digests(archive, school, config.mail, outcome, runs, settings.always_mail)
             _staleness(archive, outcome, now(), settings.stale_after)
         except Exception as exc:  # one school's surprise must not stop the others
             outcome.fail("unexpected", f"{type(exc).__name__}: {exc}")
         if not outcome.ok:
-            _alert(config, outcome, say)
+            try:
+                _alert(config, outcome, say)
+            except Exception as exc:  # noqa: BLE001 - the next school must still run
+                say(f"{outcome.school}: the alert could not be made: {exc}")
         jobs.record_school(changes_db, job_id, outcome.as_row())
     status = "ok" if all(o.ok for o in outcomes) else "failed"
     jobs.finish_job(changes_db, job_id, status, now())

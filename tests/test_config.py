@@ -69,3 +69,17 @@ def test_a_bad_config_is_refused_with_a_clear_message(tmp_path: Path, text: str,
 def test_a_relative_archive_is_relative_to_the_config_file(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, 'archive = "arch"'))
     assert config.archive == tmp_path / "arch"
+
+
+def test_mail_addresses_that_could_forge_a_header_are_refused(tmp_path: Path) -> None:
+    from snapshotter.config import ConfigError, parse_config
+
+    school = {"name": "A", "rp": "r", "estab": "1", "secret_env": "S"}
+    for mail in (
+        {"host": "mail.example", "alert_to": ["it@example.org\nBcc: e@elsewhere.example"]},
+        {"host": "mail.example", "from": "archive@example.org\r\nBcc: e@elsewhere.example"},
+    ):
+        with pytest.raises(ConfigError, match="control character"):
+            parse_config({"mail": mail, "school": [school]}, tmp_path / "c.toml")
+    with pytest.raises(ConfigError, match="control character"):
+        parse_config({"school": [{**school, "to": ["a@b.example\nX: y"]}]}, tmp_path / "c.toml")

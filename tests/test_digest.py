@@ -203,7 +203,7 @@ def test_an_unreachable_server_is_said_and_exits_non_zero(archive: Archive) -> N
         port = mailbox.port
     result = digest(
         archive, "--smtp-host", "127.0.0.1", "--smtp-port", str(port), "--tls", "none",
-        "--to", "dm@school.example",
+        "--to", "dm@school.example", "--from", "archive@school.example",
     )  # fmt: skip
     assert result.exit_code == 1
     assert f"cannot reach the mail server 127.0.0.1:{port}" in result.output
@@ -278,3 +278,34 @@ def test_a_hostile_school_name_cannot_forge_a_header_or_markup(tmp_path: Path) -
     text, html = parts(message)
     assert "\x1b" not in text and "\x1b" not in html
     assert "<b>Academy</b>" not in html and "&lt;b&gt;Academy&lt;/b&gt;" in html
+
+
+def test_no_sender_is_a_clear_error_and_nothing_is_sent(archive: Archive) -> None:
+    with smtp_server() as mailbox:
+        result = digest(
+            archive, "--smtp-host", "127.0.0.1", "--smtp-port", str(mailbox.port), "--tls", "none",
+            "--to", "dm@school.example",
+        )  # fmt: skip
+    assert result.exit_code == 1
+    assert "no sender: give --from" in result.output
+    assert mailbox.messages == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--from", "a@school.example\nBcc: evil@elsewhere.example", "--to", "dm@school.example"],
+        ["--to", "dm@school.example\r\nBcc: evil@elsewhere.example"],
+        ["--to", "not an address"],
+    ],
+)
+def test_an_address_that_could_forge_a_header_is_refused(archive: Archive, args: list[str]) -> None:
+    result = digest(archive, *args)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and "Invalid value" in result.output
+
+
+def test_eml_into_a_missing_folder_is_a_clear_error(archive: Archive, tmp_path: Path) -> None:
+    result = digest(archive, "--eml", str(tmp_path / "nowhere" / "digest.eml"))
+    assert result.exit_code == 2
+    assert "no directory" in result.output

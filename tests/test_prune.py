@@ -169,3 +169,44 @@ def test_nothing_is_deleted_while_a_fetch_is_writing(
     assert result.exit_code == 5
     assert "a fetch is writing" in result.output
     assert remaining(tmp_path, paths) == set(paths)
+
+
+def test_terms_with_the_same_title_every_year_each_keep_their_last(
+    tmp_path: Path, school: dict[str, list[dict[str, Any]]]
+) -> None:
+    """A school whose terms are titled alike every year ("Term"): each term's last snapshot is
+    kept, not only the newest term's."""
+    alike = copy.deepcopy(school)
+    for record in alike["academicSessions"]:
+        if record["type"] == "term":
+            record["title"] = "Term"
+    paths = build(tmp_path, alike)
+    result = prune(tmp_path, "--keep-daily", "7", "--keep-monthly", "0")
+    assert result.exit_code == 0, result.output
+    assert remaining(tmp_path, paths) == {"260", "120", "5", "3-late", "0", "0-incomplete"}
+
+
+def test_the_record_index_forgets_what_only_pruned_snapshots_held(tmp_path: Path) -> None:
+    """After prune, history.db (the history and search pages) holds nobody who is only in
+    the files removed: retention is met when prune ends."""
+    from helpers_serve import build_archive
+
+    from snapshotter.archive.history import history_path, update_index
+
+    built = build_archive(tmp_path)
+    update_index(built.path)
+    with closing(sqlite3.connect(built.snapshots[-1])) as conn:
+        kept_ids = {row[0] for row in conn.execute("SELECT sourcedId FROM users")}
+    with closing(sqlite3.connect(history_path(built.path))) as conn:
+        before = {row[0] for row in conn.execute("SELECT sourcedId FROM people WHERE estab = ?",
+                                                 ("3281110",))}  # fmt: skip
+    assert before - kept_ids, "the test needs people who are only in older snapshots"
+    result = prune(
+        built.path, "--keep-daily", "0", "--keep-monthly", "0", "--no-keep-terms", "--estab",
+        "3281110",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with closing(sqlite3.connect(history_path(built.path))) as conn:
+        after = {row[0] for row in conn.execute("SELECT sourcedId FROM people WHERE estab = ?",
+                                                ("3281110",))}  # fmt: skip
+    assert after <= kept_ids

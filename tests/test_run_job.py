@@ -187,3 +187,36 @@ def test_a_run_killed_half_way_leaves_a_consistent_archive_and_the_next_picks_up
     with closing(sqlite3.connect(archive / "changes.db")) as conn:
         jobs = conn.execute("SELECT status FROM job_runs ORDER BY id").fetchall()
     assert jobs == [("interrupted",), ("ok",)]
+
+
+def test_a_window_a_run_left_unreported_is_reported_by_the_next(
+    sim_server: Any, tmp_path: Path
+) -> None:
+    """A snapshot fetched but never diffed (a run killed between its fetch and its diff, or a
+    diff that failed): the next run reports that window too, and mails its digest."""
+    school = sim_server(pupils=60)
+    archive = tmp_path / "archive"
+    env = {**NO_ENV, "HILLSIDE_SECRET": SECRET}
+    with smtp_server() as mailbox:
+        config = write_config(tmp_path / "snapshotter.toml", school, school, mailbox, archive)
+        for term in (0, 1):
+            school.set_term(term)
+            assert run(config, "--school", "Hillside Academy").exit_code == 0
+        school.set_term(2)
+        fetched = CliRunner().invoke(
+            cli, ["fetch", "--config", str(config), "--school", "Hillside Academy", *FAST], env=env
+        )
+        assert fetched.exit_code == 0, fetched.output
+        school.set_term(3)
+        result = run(config, "--school", "Hillside Academy")
+    assert result.exit_code == 0, result.output
+    assert "window(s) an earlier run left unreported" in result.output
+    snapshots = [info.path.stem for info in list_archive(archive, ESTAB).snapshots]
+    with closing(sqlite3.connect(archive / "changes.db")) as conn:
+        pairs = conn.execute(
+            "SELECT o.name, n.name FROM diff_runs d JOIN snapshots o ON o.id = d.old_snapshot "
+            "JOIN snapshots n ON n.id = d.new_snapshot ORDER BY n.taken_at"
+        ).fetchall()
+    assert pairs == list(zip(snapshots, snapshots[1:], strict=False))
+    subjects = [m["Subject"] for m in mailbox.messages if m["To"] == "head@hillside.example"]
+    assert len(subjects) == 3  # term 0 → 1, then 1 → 2 and 2 → 3 by the last run

@@ -1,8 +1,8 @@
 """Advisory locks on an archive, so that jobs that must not overlap do not.
 
-`run.lock`: one `snapshotter run` at a time (cron firing twice, a run still going at the next
-tick). `archive.lock`: held shared by every fetch and import while it writes a snapshot, and
-exclusively by `prune` while it deletes: pruning never removes a file a job is about to diff.
+`.run.lock`: one `snapshotter run` at a time (cron firing twice, a run still going at the next
+tick), and no `prune` while a run works. A fetch or import in progress is seen by its temporary
+file, whose name holds its process id (`layout.live_partials`): `prune` refuses to start then.
 The kernel drops a lock when its process dies, so a killed job never leaves the archive locked.
 """
 
@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 RUN_LOCK = ".run.lock"
-ARCHIVE_LOCK = ".archive.lock"
 
 
 class LockBusy(Exception):

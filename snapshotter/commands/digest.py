@@ -17,7 +17,7 @@ from ..archive.layout import CHANGES_DB
 from ..commands_archive import ARCHIVE_HELP, _archive, _load_config, config_option
 from ..config import DETAILS, SchoolConfig
 from ..digest.content import DEFAULT_MAX_PER_SECTION
-from ..digest.settings import TLS_MODES, MailError, MailSettings
+from ..digest.settings import TLS_MODES, MailError, MailSettings, address_problem
 from ..safe_text import printable
 
 EXIT_NOT_SENT = 1
@@ -109,6 +109,12 @@ def digest_command(
     from ..digest.content import Digest, DigestError, read_digest
     from ..digest.message import build_message
 
+    for address in (*recipients, *([sender] if sender else [])):
+        problem = address_problem(address)
+        if problem is not None:
+            raise click.BadParameter(problem, param_hint="--to/--from")
+    if eml is not None and not eml.parent.is_dir():
+        raise click.BadParameter(f"no directory {eml.parent} to write into", param_hint="--eml")
     config = _load_config(config_path)
     school: SchoolConfig | None = None
     if config is not None and school_name is not None:

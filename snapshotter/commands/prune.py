@@ -117,7 +117,8 @@ def _term_title(info: SnapshotInfo) -> str | None:
     from ..archive.terms import term_of
 
     term = term_of(info.path, info.taken_at)
-    return term[0] if term else None
+    # Title and start: a school whose terms are "Autumn Term" every year keeps each year's.
+    return f"{term[0]} (from {term[1]})" if term else None
 
 
 def _prune_school(archive: Path, snapshots: list[SnapshotInfo], rules: Rules) -> bool:
@@ -165,4 +166,19 @@ def _prune_school(archive: Path, snapshots: list[SnapshotInfo], rules: Rules) ->
         click.echo(f"  {verb} {info.path}")
     if not_removed and changes_db.is_file():
         forget_pruned(changes_db, not_removed)
+    if not rules.dry_run:
+        _forget_in_index(archive, estab)
     return not not_removed
+
+
+def _forget_in_index(archive: Path, estab: str) -> None:
+    """The record index (history, search) holds what the pruned snapshots held: rebuild the
+    school's now, so retention is met when prune ends, not at the next fetch."""
+    from ..archive.history import update_index
+
+    try:
+        update_index(archive, estab)
+    except Exception as exc:  # noqa: BLE001 - the files are gone; the index catches up later
+        click.echo(
+            printable(f"Warning: the record index (history.db) was not rebuilt: {exc}"), err=True
+        )

@@ -112,7 +112,10 @@ def run_command(
                 parts.append(
                     f"report {outcome.diff_run_id} ({outcome.records_changed} records changed)"
                 )
-            parts.append(outcome.steps.get("mail", outcome.steps.get("diff", "")))
+            diffed = outcome.steps.get("diff", "")
+            if diffed != "ok":  # skipped (a first snapshot), or windows caught up
+                parts.append(f"diff {diffed}")
+            parts.append(outcome.steps.get("mail", ""))
             click.echo(printable("; ".join(p for p in parts if p)))
         else:
             alerted = "alerted" if outcome.alerted else "not alerted"

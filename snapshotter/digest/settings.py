@@ -17,6 +17,17 @@ class MailError(Exception):
     """The message was not sent; the text says why and what to check."""
 
 
+def address_problem(address: str) -> str | None:
+    """Why `address` cannot be a sender or recipient (None when it can): one `@`, no space or
+    control character (a newline would forge a header)."""
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in address.strip("<> ")):
+        return f"{address!r} holds a space or a control character"
+    local, at, domain = address.rpartition("<")[2].rstrip(">").partition("@")
+    if not at or not local or not domain or "@" in domain:
+        return f"{address!r} is not an email address"
+    return None
+
+
 @dataclass(frozen=True)
 class MailSettings:
     host: str = "localhost"

@@ -55,6 +55,8 @@ def send(message: EmailMessage, settings: MailSettings, recipients: list[str]) -
     check_settings(settings)
     if not recipients:
         raise MailError("no recipient: give --to, or `to` for the school in the config file")
+    if not settings.sender:
+        raise MailError("no sender: give --from, or `from` in the config file's [mail]")
     password = settings.password()
     where = settings.address
     try:
