@@ -221,8 +221,12 @@ def kept_severities(archive: Path) -> dict[tuple[str, str], dict[str, int]]:
 def run_quality(archive: Path, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """For a change report: both snapshots' quality pages, and the new and fixed problems when
     both snapshots' findings are kept (nothing is computed here: the page stays fast)."""
-    links = {"old": quality_url(old["name"]), "new": quality_url(new["name"])}
     infos = [snapshot_info(archive, side["name"]) for side in (old, new)]
+    # A pruned snapshot has no page: no link to a 404.
+    links = {
+        key: quality_url(side["name"]) if info is not None else None
+        for key, side, info in zip(("old", "new"), (old, new), infos, strict=True)
+    }
     conn = _open_changes(archive)
     if conn is None or None in infos:
         if conn is not None:
