@@ -385,6 +385,11 @@ def test_new_data_problems_at_counts_are_counts_by_rule(problems: Archive, tmp_p
     ]
     assert quality_lines(text) == expected
     assert not re.search(r"\bx[0-9A-Z]{7,8}\b", text.split("New data problems")[1])
+    linked, _ = eml(
+        problems, tmp_path, "--detail", "counts", "--datasette-url", "https://a.example"
+    )
+    page = f"https://a.example/-/snapshotter/quality/{problems.snapshots[1].stem}"
+    assert quality_lines(linked) == [*expected, f"See them: {page}"]
 
 
 def test_new_data_problems_are_capped_and_link_to_the_quality_page(
