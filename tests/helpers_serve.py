@@ -1,6 +1,6 @@
 """An archive for the Datasette site's tests: the simulated school over terms 0 to 3 (the last a
-rollover), each diff saved as `snapshotter diff` saves it, and a second school whose
-provider-given name is markup."""
+rollover), each diff saved as `snapshotter diff` saves it, each snapshot's data-quality findings
+kept as a fetch keeps them, and a second school whose provider-given name is markup."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from helpers_diff import sim_snapshot, term_time, write_snapshot
 
 from snapshotter.archive.layout import read_snapshot_info
 from snapshotter.diff import diff_and_save
+from snapshotter.quality.store import kept_check
 from snapshotter.sim.school import generate
 
 HOSTILE_NAME = "<script>alert('pwned')</script> Academy"
@@ -40,6 +41,8 @@ def build_archive(root: Path) -> Archive:
     run_ids = [
         save_diff(old, new, root) for old, new in zip(snapshots, snapshots[1:], strict=False)
     ]
+    for path in snapshots:
+        kept_check(root / "changes.db", read_snapshot_info(path))
     write_snapshot(
         root,
         generate(seed=2, pupils=20, term=0),

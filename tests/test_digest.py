@@ -18,8 +18,12 @@ from helpers_diff import SCHOOL, term_time, write_snapshot
 from helpers_serve import Archive, build_archive, save_diff
 from helpers_smtp import Mailbox, self_signed, smtp_server
 
+from snapshotter.archive.layout import read_snapshot_info
 from snapshotter.archive.people import headline
 from snapshotter.cli import cli
+from snapshotter.quality import RULES, Finding, check_snapshot
+from snapshotter.quality.store import kept_check
+from snapshotter.sim.problems import planted_problems
 from snapshotter.sim.school import generate
 
 PERSONAL_FIELDS = ("givenName", "familyName", "middleName", "preferredFirstName", "email",
@@ -309,3 +313,146 @@ def test_eml_into_a_missing_folder_is_a_clear_error(archive: Archive, tmp_path: 
     result = digest(archive, "--eml", str(tmp_path / "nowhere" / "digest.eml"))
     assert result.exit_code == 2
     assert "no directory" in result.output
+
+
+# The "New data problems" section: a clean snapshot, then the same school with the simulator's
+# planted problems a day later, diffed; the new problems are exactly the planted ones.
+QUALITY_PUPILS = 150
+
+
+@pytest.fixture(scope="module")
+def problems(tmp_path_factory: pytest.TempPathFactory) -> Archive:
+    root = tmp_path_factory.mktemp("problems")
+    taken = term_time(0)
+    clean = write_snapshot(root, generate(pupils=QUALITY_PUPILS, term=0), taken_at=taken)
+    planted = write_snapshot(
+        root,
+        generate(pupils=QUALITY_PUPILS, term=0, plant_problems=True),
+        taken_at=taken.replace(day=16),
+    )
+    run_id = save_diff(clean, planted, root)
+    # The clean snapshot's findings kept (as its fetch would); the planted one's never: the
+    # digest computes them, and writes nothing.
+    kept_check(root / "changes.db", read_snapshot_info(clean))
+    return Archive(root, [clean, planted], [run_id])
+
+
+def eml(archive: Archive, tmp_path: Path, *args: str) -> tuple[str, str]:
+    target = tmp_path / f"digest-{len(list(tmp_path.glob('*.eml')))}.eml"
+    result = CliRunner().invoke(
+        cli, ["digest", "--archive", str(archive.path), "--eml", str(target), *args]
+    )
+    assert result.exit_code == 0, result.output
+    return parts(email.message_from_bytes(target.read_bytes(), policy=email.policy.default))
+
+
+def quality_lines(text: str) -> list[str]:
+    """The lines of the text part's "New data problems" section, after its title."""
+    lines = text.split("\nNew data problems: ", 1)[1].split("\n\n", 1)[0].splitlines()
+    return [line.strip() for line in lines[1:]]
+
+
+def planted_truth() -> set[tuple[str, str]]:
+    truth = planted_problems(pupils=QUALITY_PUPILS, term=0)
+    return {(rule, sid) for rule, ids in truth.items() for sid in ids}
+
+
+def planted_findings(archive: Archive) -> list[Finding]:
+    return check_snapshot(read_snapshot_info(archive.snapshots[1])).findings
+
+
+def test_new_data_problems_at_ids_are_rules_and_sourced_ids_only(
+    problems: Archive, tmp_path: Path
+) -> None:
+    changes_db = problems.path / "changes.db"
+    before = changes_db.read_bytes()
+    text, html = eml(problems, tmp_path, "--max-per-section", "500")
+    assert changes_db.read_bytes() == before, "the digest wrote to changes.db"
+    truth = planted_truth()
+    assert f"Data quality: {len(truth)} new problems, 0 fixed" in text
+    assert f"Data quality: {len(truth)} new problems, 0 fixed" in html
+    shown = set()
+    for line in quality_lines(text):
+        match = re.fullmatch(r"- ([a-z-]+) \((error|warning|info)\): (\w+) (\S+)", line)
+        assert match, f"not a rule, entity and sourcedId: {line!r}"
+        shown.add((match[1], match[4]))
+    assert shown == truth
+    messages = {f.message for f in planted_findings(problems)}
+    # People's labels (their names); class and term titles are shown at `ids` elsewhere.
+    labels = {f.label for f in planted_findings(problems) if f.entity in ("users", "enrollments")}
+    assert labels
+    for body in (text, html):
+        assert not [m for m in messages if m in body], "a finding's message at `ids`"
+        assert not [label for label in labels if label in body], "a finding's label at `ids`"
+    # No person's name, email, username or identifier in the section (a class title such as
+    # "Planted empty class" elsewhere in the digest shares a surname of the planted school).
+    section = "\n".join(quality_lines(text)) + html.split(">New data problems: ")[1]
+    leaked = sorted(
+        value
+        for value in personal_values(problems)
+        if re.search(rf"\b{re.escape(value)}\b", section)
+    )
+    assert leaked == [], f"personal data in the section at `ids`: {leaked[:5]}"
+
+
+def test_new_data_problems_at_names_add_labels_and_messages(
+    problems: Archive, tmp_path: Path
+) -> None:
+    text, _ = eml(problems, tmp_path, "--detail", "names", "--max-per-section", "500")
+    lines = quality_lines(text)
+    assert len(lines) == len(planted_truth())
+    new = {(f.rule, f.sourcedId): f for f in planted_findings(problems)}
+    for rule, sid in planted_truth():
+        finding = new[(rule, sid)]
+        line = f"- {rule} ({finding.severity}): {finding.label} [{finding.entity} {sid}]: "
+        assert f"{line}{finding.message}" in lines
+
+
+def test_new_data_problems_at_counts_are_counts_by_rule(problems: Archive, tmp_path: Path) -> None:
+    text, _ = eml(problems, tmp_path, "--detail", "counts")
+    truth = planted_problems(pupils=QUALITY_PUPILS, term=0)
+    expected = [
+        f"- {rule.id} ({rule.severity}): {len(truth[rule.id])}" for rule in RULES if truth[rule.id]
+    ]
+    assert quality_lines(text) == expected
+    assert not re.search(r"\bx[0-9A-Z]{7,8}\b", text.split("New data problems")[1])
+    linked, _ = eml(
+        problems, tmp_path, "--detail", "counts", "--datasette-url", "https://a.example"
+    )
+    page = f"https://a.example/-/snapshotter/quality/{problems.snapshots[1].stem}"
+    assert quality_lines(linked) == [*expected, f"See them: {page}"]
+
+
+def test_new_data_problems_are_capped_and_link_to_the_quality_page(
+    problems: Archive, tmp_path: Path
+) -> None:
+    text, html = eml(
+        problems, tmp_path, "--max-per-section", "2", "--datasette-url", "https://a.example/"
+    )
+    page = f"https://a.example/-/snapshotter/quality/{problems.snapshots[1].stem}"
+    lines = quality_lines(text)
+    assert len([line for line in lines if line.startswith("- ")]) == 2
+    assert f"... and {len(planted_truth()) - 2} more: {page}" in lines
+    assert f'href="{page}"' in html
+
+
+def test_fixed_problems_are_counted_and_a_pruned_snapshot_leaves_the_section_out(
+    tmp_path: Path,
+) -> None:
+    taken = term_time(0)
+    planted = write_snapshot(
+        tmp_path, generate(pupils=QUALITY_PUPILS, term=0, plant_problems=True), taken_at=taken
+    )
+    clean = write_snapshot(
+        tmp_path, generate(pupils=QUALITY_PUPILS, term=0), taken_at=taken.replace(day=16)
+    )
+    save_diff(planted, clean, tmp_path)
+    archive = Archive(tmp_path, [planted, clean], [1])
+    text, _ = eml(archive, tmp_path)
+    truth = planted_truth()
+    assert f"Data quality: 0 new problems, {len(truth)} fixed" in text
+    assert quality_lines(text)[0].startswith(f"Fixed: {len(truth)} (")
+    planted.unlink()  # pruned
+    text, html = eml(archive, tmp_path)
+    assert "New data problems" not in text and "Data quality:" not in text
+    assert "New data problems" not in html

@@ -37,7 +37,7 @@ from ..archive.layout import (
     safe_estab,
 )
 from ..report.wording import KIND_WORDS, noun, utc_text
-from . import catalogue, cells, chart, compare_pages, descriptions, history_pages
+from . import catalogue, cells, chart, compare_pages, descriptions, history_pages, quality_pages
 from .auth import refused as refuse_anonymous
 
 __all__ = [
@@ -175,6 +175,7 @@ async def robots_txt() -> Response:
 async def home(datasette: Any, request: Any) -> Response:
     archive = _archive_or_404(datasette)
     schools = await asyncio.to_thread(catalogue.schools, archive)
+    quality = await asyncio.to_thread(quality_pages.kept_severities, archive)
     return Response.html(
         await datasette.render_template(
             "snapshotter/home.html",
@@ -185,6 +186,7 @@ async def home(datasette: Any, request: Any) -> Response:
                 "utc_text": utc_text,
                 "chart": chart.school_chart,
                 "job_history": await asyncio.to_thread(catalogue.has_job_history, archive),
+                "quality": quality,
             },
             request=request,
         )
@@ -221,6 +223,9 @@ async def run_report(datasette: Any, request: Any) -> Response:
     attach(datasette, CHANGES)
     page["counts"] = _count_links(datasette, run_id, page["summary"])
     page["utc_text"] = utc_text
+    page["quality"] = await asyncio.to_thread(
+        quality_pages.run_quality, archive, page["old"], page["new"]
+    )
     page["queries"] = {
         name: datasette.urls.database(CHANGES) + f"/{name}?" + urlencode({"run_id": run_id})
         for name in QUERY_NAMES
@@ -273,4 +278,5 @@ def register_routes(datasette: Any) -> list[tuple[str, Callable[..., Any]]]:
         (r"^/-/snapshotter/runs/(?P<run_id>[0-9]{1,15})$", run_report),
         (r"^/-/snapshotter/compare/(?P<estab>[^/]+)$", compare_pages.compare_page),
         *history_pages.ROUTES,
+        *quality_pages.ROUTES,
     ]

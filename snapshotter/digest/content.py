@@ -4,6 +4,11 @@ Privacy levels (`--detail`): `counts` gives numbers only; `ids` adds each record
 role, year group and the names of classes (never a person's name, email, username or
 identifier); `names` adds people's names and, for identity changes, the old and new values.
 Everything a level must not show is left out here, before any template sees it.
+
+The "New data problems" section compares the two snapshots' data-quality findings (kept in
+changes.db, else computed, read-only): at `counts` the number per rule, at `ids` each problem's
+rule, entity and sourcedId (a finding's label and message quote names, emails and UPNs: never
+below `names`), at `names` the label and message too.
 """
 
 from __future__ import annotations
@@ -11,16 +16,25 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..archive.layout import read_only_uri
+from ..archive.layout import (
+    ArchiveError,
+    SnapshotInfo,
+    read_only_uri,
+    read_snapshot_info,
+    safe_estab,
+)
 from ..archive.people import headline
 from ..archive.terms import term_of
 from ..natural import natural_key
+from ..quality.compare import QualityChanges, compare, rule_title
+from ..quality.run import CheckResult, check_snapshot
+from ..quality.store import load_kept
 from ..report.saved import Report, load_report
 from ..report.wording import KIND_WORDS, utc_text, volume_lines
 
@@ -46,6 +60,7 @@ class Section:
     lines: list[str] = field(default_factory=list)
     more: int = 0
     link: str | None = None
+    note: str | None = None  # one more line under the title (the problems fixed)
 
 
 @dataclass
@@ -73,6 +88,7 @@ class Digest:
     counts: list[tuple[str, str, int]]  # (entity, change kind in words, records)
     sections: list[Section]
     report_url: str | None
+    quality_line: str | None = None  # "Data quality: N new problems, M fixed"
 
 
 def latest_run(conn: sqlite3.Connection, estab: str | None) -> int:
@@ -375,6 +391,77 @@ _STRUCTURE_NOUNS = {
 }
 
 
+def _snapshot_file(archive: Path | None, side: dict[str, Any]) -> SnapshotInfo | None:
+    """The snapshot file a report names, where it was compared or where the archive keeps it;
+    None when it is gone (pruned) or cannot be read."""
+    candidates = [Path(side["path"])]
+    if archive is not None:
+        with suppress(ArchiveError):
+            candidates.append(archive / safe_estab(side["estab"]) / f"{side['name']}.db")
+    for path in candidates:
+        if path.is_file():
+            try:
+                info = read_snapshot_info(path)
+            except ArchiveError:
+                continue
+            if info.content_hash == side["content_hash"]:
+                return info
+    return None
+
+
+def _findings(conn: sqlite3.Connection, info: SnapshotInfo) -> CheckResult:
+    """Kept in changes.db, else computed here (read-only: a digest writes nothing)."""
+    kept = load_kept(conn, info)
+    return kept if kept is not None else check_snapshot(info)
+
+
+def quality_changes_of(
+    conn: sqlite3.Connection, report: Report, archive: Path | None
+) -> QualityChanges | None:
+    """The data-quality problems new and fixed between the report's snapshots; None when a
+    snapshot file is gone (pruned) or the checks cannot run: the digest goes without them."""
+    infos = [_snapshot_file(archive, side) for side in (report.old, report.new)]
+    if infos[0] is None or infos[1] is None:
+        return None
+    try:
+        return compare(_findings(conn, infos[0]), _findings(conn, infos[1]))
+    except (ArchiveError, sqlite3.Error, OSError):
+        return None
+
+
+def _fixed_note(quality: QualityChanges) -> str | None:
+    fixed = quality.counts("fixed")
+    if not fixed:
+        return None
+    by_rule = ", ".join(f"{rule} {n}" for rule, n in fixed.items())
+    return f"Fixed: {len(quality.fixed)} ({by_rule})"
+
+
+def quality_section(quality: QualityChanges, detail: str, cap: int, link: str | None) -> Section:
+    """At `counts` a line per rule; at `ids` a line per new problem: its rule, entity and
+    sourcedId only; at `names` its label and message too."""
+    total = len(quality.new)
+    note = _fixed_note(quality)
+    if detail == "counts":
+        lines = [f"{rule_title(rule)}: {n}" for rule, n in quality.counts("new").items()]
+        return Section("quality", "New data problems", total, lines, 0, link, note)
+    lines = []
+    for rule, findings in quality.by_rule("new"):
+        for finding in findings:
+            if len(lines) >= cap:
+                break
+            line = f"{rule_title(rule)}: {finding.entity} {finding.sourcedId}"
+            if detail == "names":
+                line = (
+                    f"{rule_title(rule)}: {finding.label} [{finding.entity} "
+                    f"{finding.sourcedId}]: {finding.message}"
+                )
+            lines.append(line)
+    return Section(
+        "quality", "New data problems", total, lines, max(total - len(lines), 0), link, note
+    )
+
+
 def _shown(value: Any) -> str:
     return "(none)" if value in (None, "") else str(value)
 
@@ -405,7 +492,7 @@ def read_digest(
             raise DigestError(f"no diff run {run_id} in {changes_db}") from None
         if estab is not None and report.new["estab"] != estab:
             raise DigestError(f"diff run {run_id} is of estab {report.new['estab']}, not {estab}")
-        return _digest(conn, report, detail, max_per_section, datasette_url)
+        return _digest(conn, report, detail, max_per_section, datasette_url, changes_db.parent)
 
 
 def _digest(
@@ -414,6 +501,7 @@ def _digest(
     detail: str,
     cap: int,
     datasette_url: str | None,
+    archive: Path | None = None,
 ) -> Digest:
     people = headline(conn, report.run_id)
     school = report.new.get("school_name") or f"estab {report.new['estab']}"
@@ -439,6 +527,19 @@ def _digest(
         if n
     ]
     base = datasette_url.rstrip("/") if datasette_url else None
+    quality = quality_changes_of(conn, report, archive)
+    quality_line = None
+    if quality is not None:
+        link = (
+            f"{base}/-/snapshotter/quality/{quote(report.new['name'], safe='')}" if base else None
+        )
+        section = quality_section(quality, detail, cap, link)
+        if section.total or section.note:
+            sections.append(section)
+        quality_line = (
+            f"Data quality: {_plural(len(quality.new), 'new problem', 'new problems')}, "
+            f"{len(quality.fixed)} fixed"
+        )
     return Digest(
         run_id=report.run_id,
         estab=report.new["estab"],
@@ -454,6 +555,7 @@ def _digest(
         total=report.total,
         people=people,
         counts=counts,
-        sections=[section for section in sections if section.total],
+        sections=[section for section in sections if section.total or section.note],
         report_url=f"{base}/-/snapshotter/runs/{report.run_id}" if base else None,
+        quality_line=quality_line,
     )
