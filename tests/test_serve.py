@@ -309,6 +309,11 @@ def test_an_installed_copy_serves_the_pages_from_its_own_files(
         "report = asyncio.run(site.client.get('/-/snapshotter/runs/1'))\n"
         "query = asyncio.run(site.client.get('/changes/class_moves_in_run.json?run_id=1'))\n"
         "print(snapshotter.__file__, home.status_code, report.status_code, query.status_code)\n"
+        # The digest's templates are package data too (the demo mails its report).
+        "from snapshotter.digest.content import read_digest\n"
+        "from snapshotter.digest.message import render_html, render_text\n"
+        "digest = read_digest(Path(sys.argv[1]) / 'changes.db', run_id=1)\n"
+        "assert '<h1' in render_html(digest) and 'People' in render_text(digest)\n"
     )
     served = subprocess.run(
         [sys.executable, "-c", probe, str(archive.path)],
