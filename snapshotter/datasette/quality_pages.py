@@ -35,7 +35,7 @@ from ..archive.layout import (
 from ..quality.compare import compare
 from ..quality.rules import RULES, SEVERITIES, Finding
 from ..quality.run import CheckResult, check_snapshot
-from ..quality.store import load_kept
+from ..quality.store import has_kept_checks, kept_check_id, load_kept
 from ..report.wording import utc_text
 from .history_pages import history_url
 
@@ -59,13 +59,6 @@ def _open_changes(archive: Path) -> sqlite3.Connection | None:
     return sqlite3.connect(read_only_uri(path), uri=True)
 
 
-def _has_checks(conn: sqlite3.Connection) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'quality_checks'"
-    ).fetchone()
-    return row[0] > 0
-
-
 def snapshot_info(archive: Path, name: str) -> SnapshotInfo | None:
     """The snapshot a page names, or None when the archive has no such (readable) file."""
     estab = estab_of_name(name)
@@ -78,16 +71,6 @@ def snapshot_info(archive: Path, name: str) -> SnapshotInfo | None:
         return read_snapshot_info(path)
     except ArchiveError:
         return None
-
-
-def check_id(conn: sqlite3.Connection, info: SnapshotInfo) -> int | None:
-    if not _has_checks(conn):
-        return None
-    row = conn.execute(
-        "SELECT id FROM quality_checks WHERE snapshot_name = ? AND content_hash = ?",
-        (info.path.stem, info.content_hash),
-    ).fetchone()
-    return None if row is None else int(row[0])
 
 
 @dataclass(frozen=True)
@@ -104,7 +87,7 @@ def trend(
     """The school's checked snapshots, oldest first: the last `TREND_SNAPSHOTS`, or those ending
     at this snapshot when it is older; this snapshot is among them, kept or computed."""
     points: dict[str, TrendPoint] = {}
-    if conn is not None and _has_checks(conn):
+    if conn is not None and has_kept_checks(conn):
         # A snapshot checked again (another content hash) counts once: its latest check.
         for name, taken_at, counts in conn.execute(
             "SELECT snapshot_name, taken_at, counts FROM quality_checks WHERE estab = ? "
@@ -150,7 +133,7 @@ def page_context(archive: Path, name: str) -> dict[str, Any] | None:
         kept_result = load_kept(conn, info) if conn is not None else None
         kept = kept_result is not None
         result = kept_result if kept_result is not None else check_snapshot(info)
-        kept_id = check_id(conn, info) if kept and conn is not None else None
+        kept_id = kept_check_id(conn, info) if kept and conn is not None else None
         points = trend(conn, info, result, kept)
     grouped: dict[str, list[Finding]] = {}
     for finding in result.findings:
@@ -205,7 +188,7 @@ def kept_severities(archive: Path) -> dict[tuple[str, str], dict[str, int]]:
     severity_of = {rule.id: rule.severity for rule in RULES}
     kept: dict[tuple[str, str], dict[str, int]] = {}
     with closing(conn):
-        if not _has_checks(conn):
+        if not has_kept_checks(conn):
             return {}
         for name, content_hash, counts in conn.execute(
             "SELECT snapshot_name, content_hash, counts FROM quality_checks"

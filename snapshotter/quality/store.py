@@ -53,22 +53,29 @@ _TABLES = (
 )
 
 
-def _has_tables(conn: sqlite3.Connection) -> bool:
+def has_kept_checks(conn: sqlite3.Connection) -> bool:
+    """Whether this changes.db holds the quality tables (a check was ever kept in it)."""
     row = conn.execute(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'quality_findings'"
     ).fetchone()
     return row[0] > 0
 
 
-def load_kept(conn: sqlite3.Connection, info: SnapshotInfo) -> CheckResult | None:
-    """The findings kept for this snapshot, or None when it was never checked."""
-    if not _has_tables(conn):
+def kept_check_id(conn: sqlite3.Connection, info: SnapshotInfo) -> int | None:
+    """The `quality_checks` row kept for this snapshot (its name and content), if any."""
+    if not has_kept_checks(conn):
         return None
     row = conn.execute(
         "SELECT id FROM quality_checks WHERE snapshot_name = ? AND content_hash = ?",
         (info.path.stem, info.content_hash),
     ).fetchone()
-    if row is None:
+    return None if row is None else int(row[0])
+
+
+def load_kept(conn: sqlite3.Connection, info: SnapshotInfo) -> CheckResult | None:
+    """The findings kept for this snapshot, or None when it was never checked."""
+    check_id = kept_check_id(conn, info)
+    if check_id is None:
         return None
     findings = [
         Finding(
@@ -83,7 +90,7 @@ def load_kept(conn: sqlite3.Connection, info: SnapshotInfo) -> CheckResult | Non
         for rule, severity, entity, sid, label, message, related in conn.execute(
             "SELECT rule, severity, entity, sourcedId, label, message, related "
             "FROM quality_findings WHERE check_id = ? ORDER BY id",
-            (row[0],),
+            (check_id,),
         )
         if rule in RULE_BY_ID  # a rule a later version dropped is not shown
     ]
