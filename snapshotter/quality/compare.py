@@ -67,6 +67,34 @@ def quality_changes(
 QUALITY_EXAMPLES = 3
 
 
+@dataclass(frozen=True)
+class RuleExamples:
+    """One rule's new (or fixed) problems as a short report shows them."""
+
+    which: str  # "New" or "Fixed"
+    rule: str  # the rule's title: `rule_id (severity)`
+    count: int
+    shown: list[Finding]
+    hidden: int
+
+
+def quality_examples(quality: QualityChanges, examples: int | None) -> list[RuleExamples]:
+    """Each rule's new, then fixed, problems, at most `QUALITY_EXAMPLES` (or `examples`, if
+    fewer) shown: what the text and Markdown reports list, each escaping in its own way."""
+    cap = min(examples or QUALITY_EXAMPLES, QUALITY_EXAMPLES)
+    return [
+        RuleExamples(
+            which.capitalize(),
+            rule_title(rule),
+            len(findings),
+            findings[:cap],
+            max(len(findings) - cap, 0),
+        )
+        for which in ("new", "fixed")
+        for rule, findings in quality.by_rule(which)
+    ]
+
+
 def quality_headline(quality: QualityChanges) -> str:
     if not quality.new and not quality.fixed:
         if not quality.remaining:

@@ -150,20 +150,18 @@ def render_markdown(report: Report, out: TextIO, *, examples: int | None = None)
 
 
 def _quality(out: TextIO, report: Report, examples: int | None) -> None:
-    from ..quality.compare import QUALITY_EXAMPLES, quality_headline, rule_title
+    from ..quality.compare import quality_examples, quality_headline
 
     quality = report.quality
     if quality is None:
         return
     out.write(f"\n## Data quality\n\n- {escape(quality_headline(quality))}\n")
-    cap = min(examples or QUALITY_EXAMPLES, QUALITY_EXAMPLES)
-    for which in ("new", "fixed"):
-        for rule, findings in quality.by_rule(which):
-            out.write(f"- {which.capitalize()}: {code(rule_title(rule))}: {len(findings)}\n")
-            for finding in findings[:cap]:
-                out.write(
-                    f"  - {escape(finding.label)} {code(finding.sourcedId)}: "
-                    f"{escape(finding.message)}\n"
-                )
-            if len(findings) > cap:
-                out.write(f"  - … and {len(findings) - cap} more\n")
+    for part in quality_examples(quality, examples):
+        out.write(f"- {part.which}: {code(part.rule)}: {part.count}\n")
+        for finding in part.shown:
+            out.write(
+                f"  - {escape(finding.label)} {code(finding.sourcedId)}: "
+                f"{escape(finding.message)}\n"
+            )
+        if part.hidden:
+            out.write(f"  - … and {part.hidden} more\n")
