@@ -5,6 +5,13 @@ kept as a fetch keeps them, and a second school whose provider-given name is mar
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,3 +63,57 @@ def build_archive(root: Path) -> Archive:
 def get(datasette: Any, url: str) -> Any:
     """A page of the in-process site, as `datasette.client` answers it."""
     return asyncio.run(datasette.client.get(url))
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 just now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Served:
+    """`snapshotter serve` running in a subprocess: its process, its address and the line it
+    printed once it listened."""
+
+    process: subprocess.Popen[str]
+    url: str  # http://127.0.0.1:PORT/
+    first_line: str
+
+    def stop(self) -> int:
+        """Ctrl-C, as a person stops it; its exit status."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=30)
+
+
+@contextmanager
+def serving(archive: Path, **environ: str) -> Iterator[Served]:
+    """`snapshotter serve --archive ARCHIVE` on a free loopback port, until the block ends
+    (killed then if it still runs). Fails with its stderr when it does not start."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **environ}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from snapshotter.cli import cli; cli()"]
+        + ["serve", "--archive", str(archive), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # printed once the port listens
+        url = f"http://127.0.0.1:{port}/"
+        if url not in line:
+            process.kill()
+            _, errors = process.communicate()
+            raise AssertionError(f"snapshotter serve did not start: {line}{errors}")
+        yield Served(process, url, line)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -16,11 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -29,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from helpers_serve import HOSTILE_ESTAB, HOSTILE_NAME, Archive, build_archive
+from helpers_serve import HOSTILE_ESTAB, HOSTILE_NAME, Archive, build_archive, serving
 
 from snapshotter.archive.people import headline
 
@@ -59,44 +55,14 @@ class Site:
             return headline(conn, run_id)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if CHROMIUM is None:
         pytest.skip(NO_BROWSER)
     archive = build_archive(tmp_path_factory.mktemp("archive"))
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from snapshotter.cli import cli; cli()"]
-        + ["serve", "--archive", str(archive.path), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()  # printed once the port listens
-        url = f"http://127.0.0.1:{port}/"
-        if url not in line:
-            server.kill()
-            _, errors = server.communicate()
-            pytest.fail(f"snapshotter serve did not start: {line}{errors}")
-        yield Site(url, archive)
-    finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+    with serving(archive.path) as served:
+        yield Site(served.url, archive)
+        served.stop()
 
 
 @pytest.fixture(scope="module")

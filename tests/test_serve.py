@@ -9,8 +9,6 @@ import io
 import os
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,7 +21,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from helpers_diff import sim_snapshot
-from helpers_serve import HOSTILE_ESTAB, Archive, build_archive, get
+from helpers_serve import HOSTILE_ESTAB, Archive, build_archive, get, serving
 from helpers_serve import save_diff as _diff
 
 from snapshotter.archive.layout import read_snapshot_info
@@ -243,37 +241,12 @@ def test_loopback_addresses_are_loopback() -> None:
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.0.2.1", "example.org"]))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_snapshotter_serve_answers_over_http_and_stops_on_ctrl_c(archive: Archive) -> None:
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-c", "from snapshotter.cli import cli; cli()"]
-    server = subprocess.Popen(
-        [*command, "serve", "--archive", str(archive.path), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()  # printed once the port listens
-        url = f"http://127.0.0.1:{port}/"
-        assert url in line, line + server.stderr.read() if server.poll() is not None else line
-        with urllib.request.urlopen(url) as response:
+    with serving(archive.path) as served:
+        with urllib.request.urlopen(served.url) as response:
             html = response.read().decode()
         assert "Quarrendon Academy" in html and 'data-run-id="1"' in html
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=30) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        assert served.stop() == 0
 
 
 def test_an_installed_copy_serves_the_pages_from_its_own_files(

@@ -7,12 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from datasette_auth_passwords.utils import hash_password, verify_password
-from helpers_serve import Archive, build_archive, get
+from helpers_serve import Archive, build_archive, get, serving
 
 from snapshotter.cli import cli
 from snapshotter.commands.serve import bind_refusal
@@ -327,27 +322,11 @@ def test_hash_password_asks_twice_without_echo_and_writes_a_private_file(tmp_pat
 # One real server on loopback, sign-in required.
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_real_server_with_a_password_refuses_then_admits(archive: Archive) -> None:
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", HASH_ENV: PASSWORD_HASH}
-    command = [sys.executable, "-c", "from snapshotter.cli import cli; cli()"]
-    server = subprocess.Popen(
-        [*command, "serve", "--archive", str(archive.path), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with serving(archive.path, **{HASH_ENV: PASSWORD_HASH}) as served:
+        server, line = served.process, served.first_line
         assert server.stdout is not None and server.stderr is not None
-        line = server.stdout.readline()
+        base = served.url.rstrip("/")
         assert f"{base}/" in line and "sign in as admin" in line, line
         jar = http.cookiejar.CookieJar()
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -365,12 +344,7 @@ def test_a_real_server_with_a_password_refuses_then_admits(archive: Archive) -> 
             assert "Quarrendon Academy" in response.read().decode()
         with browser.open(f"{base}/changes/changed_records.json") as response:
             assert response.status == 200
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=30) == 0
+        assert served.stop() == 0
         output = line + server.stdout.read() + server.stderr.read()
         assert "Traceback" not in output
         assert not any(part in output for part in HASH_PARTS)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
