@@ -24,7 +24,6 @@ from snapshotter.commands.serve import bind_refusal
 from snapshotter.datasette.accounts import HASH_ENV, Account
 from snapshotter.datasette.app import make_datasette
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
 # Fewer iterations than the 480,000 of `hash-password`: the same scheme, a faster test.
 PASSWORD_HASH = hash_password(PASSWORD, salt="a1b2c3d4e5f6a7b8", iterations=2000)
