@@ -148,11 +148,7 @@ def run_page(archive: Path, run_id: int) -> dict[str, Any] | None:
         if key not in _RUN_PAGES:
             if len(_RUN_PAGES) >= _RUN_PAGES_KEPT:
                 _RUN_PAGES.clear()
-            stored = conn.execute(
-                "SELECT headline FROM diff_runs WHERE id = ?", (run_id,)
-            ).fetchone()
-            people = cached_headline(conn, archive / CHANGES_DB, run_id, report.run_at, stored[0])
-            _RUN_PAGES[key] = report_context(report, people)
+            _RUN_PAGES[key] = report_context(report, report.headline)
         return dict(_RUN_PAGES[key])
 
 

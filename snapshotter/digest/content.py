@@ -29,7 +29,6 @@ from ..archive.layout import (
     read_snapshot_info,
     safe_estab,
 )
-from ..archive.people import headline
 from ..archive.terms import term_of
 from ..natural import natural_key
 from ..quality.compare import QualityChanges, compare, rule_title
@@ -503,7 +502,7 @@ def _digest(
     datasette_url: str | None,
     archive: Path | None = None,
 ) -> Digest:
-    people = headline(conn, report.run_id)
+    people = report.headline
     school = report.new.get("school_name") or f"estab {report.new['estab']}"
     old, new = _side(report.old), _side(report.new)
     span = _span(old, new, report.old["taken_at"][:10], report.new["taken_at"][:10])

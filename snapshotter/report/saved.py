@@ -146,6 +146,9 @@ def load_report(conn: sqlite3.Connection, run_id: int) -> Report:
     run = conn.execute("SELECT * FROM diff_runs WHERE id = ?", (run_id,)).fetchone()
     if run is None:
         raise LookupError(f"no diff run {run_id} in the changes database")
+    columns = run.keys()  # a Row's `in` tests its values, not its columns
+    # The people counts as saved with the run (runs saved before that column: computed).
+    stored = run["headline"] if "headline" in columns else None
     return Report(
         conn=conn,
         run_id=run_id,
@@ -158,4 +161,5 @@ def load_report(conn: sqlite3.Connection, run_id: int) -> Report:
         mass_change_pct=run["mass_change_pct"],
         mass_changes=json.loads(run["mass_changes"]),
         rollover=bool(run["rollover"]),
+        cache={"headline": json.loads(stored)} if stored else {},
     )
