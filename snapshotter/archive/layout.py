@@ -131,15 +131,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _writer_alive(partial: Path) -> bool:
+    """Whether the process that writes a temporary snapshot file (its name ends with the
+    writer's pid) still runs."""
+    pid_text = partial.name[: -len(PARTIAL_SUFFIX)].rsplit(".", 1)[-1]
+    return pid_text.isdigit() and (int(pid_text) == os.getpid() or _pid_alive(int(pid_text)))
+
+
 def clean_stale_partials(directory: Path) -> list[Path]:
     """Remove temporary files left by fetches that died (their process is gone)."""
     removed = []
     if not directory.is_dir():
         return removed
     for partial in directory.glob(f".*{PARTIAL_SUFFIX}"):
-        pid_text = partial.name[: -len(PARTIAL_SUFFIX)].rsplit(".", 1)[-1]
-        # A partial file whose writer still runs (this process, or another live one) stays.
-        if pid_text.isdigit() and (int(pid_text) == os.getpid() or _pid_alive(int(pid_text))):
+        if _writer_alive(partial):  # its writer still runs (this process, or another)
             continue
         partial.unlink(missing_ok=True)
         removed.append(partial)
@@ -148,12 +153,7 @@ def clean_stale_partials(directory: Path) -> list[Path]:
 
 def live_partials(archive: Path) -> list[Path]:
     """Temporary files of fetches and imports still running, in any school of the archive."""
-    live = []
-    for partial in archive.glob(f"*/.*{PARTIAL_SUFFIX}"):
-        pid_text = partial.name[: -len(PARTIAL_SUFFIX)].rsplit(".", 1)[-1]
-        if pid_text.isdigit() and _pid_alive(int(pid_text)):
-            live.append(partial)
-    return live
+    return [p for p in archive.glob(f"*/.*{PARTIAL_SUFFIX}") if _writer_alive(p)]
 
 
 def open_snapshot(path: Path) -> sqlite3.Connection:
